@@ -1,0 +1,64 @@
+# qedfuse — build, test, install.
+#   make          build and leave the launcher at out/qedfuse
+#   make test     install missing test dependencies, build, run every test
+#   make demo     create a demo image, mount it, show it with standard tools, unmount
+#   make install  install to $(PREFIX) (default /usr/local)
+
+SHELL       := /bin/bash
+PREFIX      ?= /usr/local
+DOTNET      ?= dotnet
+CONFIG      ?= Release
+OUT         := out
+export DOTNET_CLI_TELEMETRY_OPTOUT := 1
+export DOTNET_NOLOGO := 1
+export DOTNET_SKIP_FIRST_TIME_EXPERIENCE := 1
+
+# Debian packages the tests drive as real components (QEMU's tools are the oracle).
+TEST_DEPS_CMDS := qemu-img qemu-io fusermount3 mkfs.ext4 e2fsck losetup gcc
+TEST_DEPS_PKGS := qemu-utils fuse3 libfuse3-3 libfuse3-dev e2fsprogs mount gcc libc6-dev
+
+.PHONY: all build test deps demo install uninstall clean bench torture fuzz
+
+all: build
+
+build:
+	$(DOTNET) publish src/QedFuse.Cli/QedFuse.Cli.csproj -c $(CONFIG) -o $(OUT)/bin --nologo -v quiet
+	@printf '#!/bin/sh\nexec "$$(dirname "$$(readlink -f "$$0")")/bin/qedfuse" "$$@"\n' > $(OUT)/qedfuse
+	@chmod +x $(OUT)/qedfuse
+	@echo "built $(OUT)/qedfuse"
+
+deps:
+	@missing=""; \
+	for c in $(TEST_DEPS_CMDS); do command -v $$c >/dev/null 2>&1 || PATH="$$PATH:/usr/sbin:/sbin" command -v $$c >/dev/null 2>&1 || missing="$$missing $$c"; done; \
+	[ -e /usr/include/fuse3/fuse_lowlevel.h ] || missing="$$missing fuse3-headers"; \
+	ls /usr/lib/*/libfuse3.so.3 >/dev/null 2>&1 || missing="$$missing libfuse3"; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing test dependencies (missing:$$missing)"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(TEST_DEPS_PKGS) >/dev/null; \
+	fi
+	@[ -e /dev/fuse ] || { echo "make test: /dev/fuse is missing (load the fuse module)"; exit 1; }
+
+test: deps build
+	$(DOTNET) build QedFuse.sln -c $(CONFIG) --nologo -v quiet
+	@set -o pipefail; QEDFUSE=$(CURDIR)/$(OUT)/qedfuse $(DOTNET) test QedFuse.sln -c $(CONFIG) --no-build --nologo \
+	  --logger "console;verbosity=normal" 2>&1 | tee $(OUT)/test.log; rc=$$?; \
+	  awk -F'[:,]' '/(Passed|Failed)! +- Failed:/ { f += $$3; p += $$5; s += $$7 } \
+	    END { printf "\ntests: %d passed, %d failed, %d skipped\n", p, f, s; if (p + f == 0) exit 1 }' $(OUT)/test.log \
+	    && exit $$rc
+
+demo: build
+	@tests/scripts/demo
+
+install: build
+	install -d $(DESTDIR)$(PREFIX)/lib/qedfuse $(DESTDIR)$(PREFIX)/bin $(DESTDIR)/sbin
+	cp -r $(OUT)/bin/. $(DESTDIR)$(PREFIX)/lib/qedfuse/
+	ln -sf $(PREFIX)/lib/qedfuse/qedfuse $(DESTDIR)$(PREFIX)/bin/qedfuse
+	install -m 0755 packaging/mount.qedfuse $(DESTDIR)/sbin/mount.qedfuse
+	@echo "installed $(PREFIX)/bin/qedfuse and /sbin/mount.qedfuse"
+
+uninstall:
+	rm -rf $(DESTDIR)$(PREFIX)/lib/qedfuse $(DESTDIR)$(PREFIX)/bin/qedfuse $(DESTDIR)/sbin/mount.qedfuse
+
+clean:
+	rm -rf $(OUT)
+	find src tests -type d \( -name bin -o -name obj \) -prune -exec rm -rf {} +

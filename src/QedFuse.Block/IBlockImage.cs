@@ -1,0 +1,59 @@
+namespace QedFuse.Block;
+
+/// <summary>
+/// One open disk image as its callers see it: a flat array of <see cref="VirtualSize"/> bytes.
+/// This is the driver interface (QEMU's BlockDriver, crosvm's DiskFile): every format
+/// implements it, and nothing above the block layer knows which format it talks to.
+/// </summary>
+/// <remarks>
+/// Implementations are safe for concurrent use: reads and writes may arrive from many
+/// threads at once. Offsets and lengths are bytes; a request must lie inside the virtual size.
+/// I/O failures surface as <see cref="IOException"/> whose <c>HResult</c> is the errno when one
+/// applies; a corrupt table entry surfaces as <see cref="CorruptImageException"/> (EIO).
+/// </remarks>
+public interface IBlockImage : IDisposable
+{
+    /// <summary>The path the image was opened by.</summary>
+    string Path { get; }
+
+    /// <summary>The driver's format name, as qemu-img spells it ("qed", "raw").</summary>
+    string FormatName { get; }
+
+    long VirtualSize { get; }
+
+    bool IsReadOnly { get; }
+
+    /// <summary>The image unallocated ranges fall through to, or null.</summary>
+    IBlockImage? Backing { get; }
+
+    /// <summary>Bytes of guest data stored in this layer (for st_blocks and "disk size").</summary>
+    long AllocatedBytes { get; }
+
+    void Read(long offset, Span<byte> buffer);
+
+    void Write(long offset, ReadOnlySpan<byte> data);
+
+    /// <summary>
+    /// Makes the range read as zeros. Whole clusters become zero clusters where the format has
+    /// them; with <paramref name="unmap"/> the host space behind the range may also be released.
+    /// </summary>
+    void WriteZeroes(long offset, long length, bool unmap);
+
+    /// <summary>The state of the run that starts at <paramref name="offset"/>, at most <paramref name="length"/> long.</summary>
+    Allocation GetAllocation(long offset, long length);
+
+    /// <summary>Makes every write acknowledged so far durable: data, then the metadata that points to it.</summary>
+    void Flush();
+
+    /// <summary>
+    /// Flushes, and when no write is in flight records on disk that the metadata is consistent
+    /// (QED clears its need-check flag). The mount's background flusher calls this periodically.
+    /// </summary>
+    void Checkpoint();
+
+    /// <summary>The fields qemu-img info prints for this image (not its backing chain).</summary>
+    ImageInfo GetInfo();
+
+    /// <summary>Checks metadata consistency and optionally repairs it (qemu-img check semantics).</summary>
+    CheckResult Check(CheckRepair repair);
+}

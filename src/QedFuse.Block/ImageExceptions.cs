@@ -1,0 +1,35 @@
+namespace QedFuse.Block;
+
+/// <summary>
+/// The image cannot be opened or created as asked: bad header field, missing backing file,
+/// bad size. The message is one line that names the file and the problem.
+/// </summary>
+public class BadImageException : IOException
+{
+    public BadImageException(string path, string problem)
+        : base($"{path}: {problem}")
+    {
+        ImagePath = path;
+        Problem = problem;
+    }
+
+    public string ImagePath { get; }
+    public string Problem { get; }
+}
+
+/// <summary>
+/// A request met metadata that cannot be trusted (a table entry outside the file, misaligned).
+/// Only that request fails, with EIO; the image stays open.
+/// </summary>
+public sealed class CorruptImageException : IOException
+{
+    public const int Eio = 5;
+
+    public CorruptImageException(string path, string problem)
+        : base($"{path}: {problem}", Eio)
+    {
+        ImagePath = path;
+    }
+
+    public string ImagePath { get; }
+}

@@ -1,0 +1,92 @@
+using QedFuse.Block.Qed;
+using QedFuse.Block.Raw;
+
+namespace QedFuse.Block;
+
+/// <summary>
+/// Opens images by probing their format and builds backing chains: names are resolved against
+/// the directory of the image that names them, backing files open read-only, and a chain that
+/// loops or runs deeper than <see cref="MaxChainDepth"/> is refused.
+/// </summary>
+public sealed class ImageOpener
+{
+    public const int MaxChainDepth = 32;
+
+    /// <summary>Probe order matters: raw recognises everything, so it comes last.</summary>
+    public static readonly IReadOnlyList<IImageFormat> Formats = [new QedFormat(), new RawFormat()];
+
+    private readonly HashSet<string> _chain = new(StringComparer.Ordinal);
+
+    public static IBlockImage Open(string path, ImageOpenOptions options) =>
+        new ImageOpener().OpenLayer(path, options);
+
+    public static void Create(string path, string format, ImageCreateOptions options) =>
+        FindFormat(format, path).Create(path, options, new ImageOpener());
+
+    public static IImageFormat FindFormat(string name, string path) =>
+        Formats.FirstOrDefault(f => f.Name == name)
+        ?? throw new BadImageException(path, $"unknown format '{name}' (supported: {string.Join(", ", Formats.Select(f => f.Name))})");
+
+    /// <summary>Resolves a backing file name as stored in <paramref name="ownerPath"/>.</summary>
+    public static string ResolveBackingPath(string ownerPath, string backingName) =>
+        System.IO.Path.IsPathRooted(backingName)
+            ? backingName
+            : System.IO.Path.Combine(System.IO.Path.GetDirectoryName(System.IO.Path.GetFullPath(ownerPath)) ?? "/", backingName);
+
+    /// <summary>Opens the backing file named in <paramref name="ownerPath"/>, read-only, with its own chain.</summary>
+    public IBlockImage OpenBacking(string ownerPath, string backingName, string? format, ImageOpenOptions ownerOptions)
+    {
+        string path = ResolveBackingPath(ownerPath, backingName);
+        if (!File.Exists(path))
+        {
+            throw new BadImageException(path, $"backing file of {ownerPath} not found");
+        }
+
+        return OpenLayer(path, new ImageOpenOptions
+        {
+            ReadOnly = true,
+            Format = format,
+            ForceShare = ownerOptions.ForceShare,
+            Log = ownerOptions.Log,
+        });
+    }
+
+    private IBlockImage OpenLayer(string path, ImageOpenOptions options)
+    {
+        if (!File.Exists(path))
+        {
+            throw new BadImageException(path, Directory.Exists(path) ? "is a directory, not an image" : "no such file");
+        }
+
+        string real = System.IO.Path.GetFullPath(new FileInfo(path).ResolveLinkTarget(true)?.FullName ?? path);
+        if (!_chain.Add(real))
+        {
+            throw new BadImageException(path, "backing chain loops back to this file");
+        }
+
+        if (_chain.Count > MaxChainDepth)
+        {
+            throw new BadImageException(path, $"backing chain deeper than {MaxChainDepth} images");
+        }
+
+        IImageFormat format = options.Format is { } name ? FindFormat(name, path) : Probe(path);
+        return format.Open(path, options, this);
+    }
+
+    private static IImageFormat Probe(string path)
+    {
+        Span<byte> head = stackalloc byte[512];
+        int n;
+        try
+        {
+            using var handle = File.OpenHandle(path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete);
+            n = RandomAccess.Read(handle, head, 0);
+        }
+        catch (UnauthorizedAccessException)
+        {
+            throw new BadImageException(path, "permission denied");
+        }
+
+        return Formats.First(f => f.Probe(head[..n]));
+    }
+}
