@@ -36,6 +36,11 @@ public sealed record ImageOpenOptions
     /// <summary>Open even when another program holds the image for writing (read-only opens only).</summary>
     public bool ForceShare { get; init; }
 
+    /// <summary>Memory for cached metadata tables (QED: the L2 cache), in bytes.</summary>
+    public long CacheBytes { get; init; } = DefaultCacheBytes;
+
+    public const long DefaultCacheBytes = 32L << 20;
+
     /// <summary>Receives one-line notices such as "repaired 3 corruptions".</summary>
     public Action<string>? Log { get; init; }
 }
@@ -51,4 +56,7 @@ public sealed record ImageCreateOptions
     public string? BackingFormat { get; init; }
 
     public IReadOnlyDictionary<string, string> FormatOptions { get; init; } = new Dictionary<string, string>();
+
+    /// <summary>Replace an existing file instead of refusing.</summary>
+    public bool Overwrite { get; init; }
 }

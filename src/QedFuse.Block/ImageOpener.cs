@@ -87,6 +87,14 @@ public sealed class ImageOpener
             throw new BadImageException(path, "permission denied");
         }
 
-        return Formats.First(f => f.Probe(head[..n]));
+        foreach (IImageFormat format in Formats)
+        {
+            if (format.Probe(head[..n]))
+            {
+                return format;
+            }
+        }
+
+        throw new BadImageException(path, "unrecognised format");
     }
 }

@@ -1,0 +1,427 @@
+namespace QedFuse.Block.Qed;
+
+/// <summary>
+/// Maps virtual offsets to clusters (QEMU's qed-cluster.c) and owns the metadata state: the
+/// L1 table, the L2 cache, clusters being allocated, the allocator. One short lock guards it
+/// all; no I/O happens under it except an L2 table load, which releases it while reading.
+/// Callers get values (runs, plans), never references to live tables, so host I/O always
+/// runs unlocked and in parallel.
+/// </summary>
+/// <remarks>
+/// Invariants: a table entry changes in memory only after the data it points to is written
+/// (so a reader never sees a half-linked cluster); a virtual cluster has at most one
+/// allocation in flight (later writers wait, then write in place); dirty, pinned or loading
+/// tables are never evicted.
+/// </remarks>
+internal sealed class ClusterMapper
+{
+    private readonly object _lock = new();
+    private readonly string _path;
+    private readonly HostFile _file;
+    private readonly QedGeometry _geo;
+    private readonly ulong[] _l1;
+    private readonly long _l1Offset;
+    private readonly L2Cache _cache;
+    private readonly ClusterAllocator _allocator;
+    private readonly HashSet<long> _inFlight = [];
+    private DirtyRange _l1Dirty = new();
+    private int _waiters;
+    private int _allocationsInFlight;
+
+    public ClusterMapper(HostFile file, QedGeometry geo, ulong[] l1, long l1Offset, int cacheTables)
+    {
+        _path = file.Path;
+        _file = file;
+        _geo = geo;
+        _l1 = l1;
+        _l1Offset = l1Offset;
+        _cache = new L2Cache(cacheTables);
+        _allocator = new ClusterAllocator(file.Length, geo.ClusterSize);
+        TableCount = l1.Count(e => e != 0);
+    }
+
+    /// <summary>L2 tables referenced from L1 (for the allocated-bytes estimate).</summary>
+    public int TableCount { get; private set; }
+
+    public long FileEnd
+    {
+        get
+        {
+            lock (_lock)
+            {
+                return _allocator.End;
+            }
+        }
+    }
+
+    /// <summary>More tables are cached than the cache holds because too many are dirty: flush.</summary>
+    public bool NeedsFlush
+    {
+        get
+        {
+            lock (_lock)
+            {
+                return _cache.OverCapacity;
+            }
+        }
+    }
+
+    /// <summary>No allocation in flight and nothing dirty: the on-disk metadata is complete.</summary>
+    public bool IsQuiescent
+    {
+        get
+        {
+            lock (_lock)
+            {
+                return _allocationsInFlight == 0 && _l1Dirty.IsEmpty && !_cache.Tables.Any(t => t.IsDirty);
+            }
+        }
+    }
+
+    /// <summary>The run that starts at <paramref name="offset"/>, cut at the end of its L2 table and at <paramref name="length"/>.</summary>
+    public Allocation Map(long offset, long length)
+    {
+        lock (_lock)
+        {
+            long segment = Math.Min(length, _geo.BytesToTableEnd(offset));
+            L2Table? table = TableLocked(_geo.L1Index(offset));
+            return table is null ? new Allocation(AllocationState.Unallocated, segment) : RunLocked(table, offset, segment);
+        }
+    }
+
+    /// <summary>
+    /// Plans the next piece of a write: in place over allocated clusters, or an allocation of
+    /// fresh clusters reserved for this request alone (the caller must then
+    /// <see cref="Commit"/> or <see cref="Abort"/>).
+    /// </summary>
+    public WritePlan PlanWrite(long offset, long length)
+    {
+        int bits = _geo.ClusterBits;
+        lock (_lock)
+        {
+            while (true)
+            {
+                int l1Index = _geo.L1Index(offset);
+                long segment = Math.Min(length, _geo.BytesToTableEnd(offset));
+                L2Table? table = TableLocked(l1Index);
+                Allocation run = table is null ? new(AllocationState.Unallocated, segment) : RunLocked(table, offset, segment);
+                if (run.State == AllocationState.Data)
+                {
+                    return new WritePlan(offset, run.Length, run.HostOffset, Allocating: false);
+                }
+
+                long first = offset >> bits;
+                long last = (offset + run.Length - 1) >> bits;
+                if (_inFlight.Contains(first))
+                {
+                    WaitLocked();
+                    continue;
+                }
+
+                for (long c = first + 1; c <= last && _inFlight.Count > 0; c++)
+                {
+                    if (_inFlight.Contains(c))
+                    {
+                        last = c - 1;
+                        break;
+                    }
+                }
+
+                table ??= CreateTableLocked(l1Index);
+                int clusters = (int)(last - first + 1);
+                for (long c = first; c <= last; c++)
+                {
+                    _inFlight.Add(c);
+                }
+
+                table.Pins++;
+                _allocationsInFlight++;
+                long host = _allocator.Allocate(clusters);
+                long length2 = Math.Min(run.Length, ((last + 1) << bits) - offset);
+                return new WritePlan(offset, length2, host, Allocating: true, run.State, first, clusters, table);
+            }
+        }
+    }
+
+    /// <summary>Links the clusters of a finished allocating write into its L2 table.</summary>
+    public void Commit(in WritePlan plan)
+    {
+        lock (_lock)
+        {
+            int index = _geo.L2Index(plan.FirstCluster << _geo.ClusterBits);
+            for (int k = 0; k < plan.Clusters; k++)
+            {
+                plan.Table!.Entries[index + k] = (ulong)(plan.HostOffset + ((long)k << _geo.ClusterBits));
+            }
+
+            plan.Table!.Dirty.Mark(index, index + plan.Clusters - 1);
+            ReleaseLocked(plan);
+        }
+    }
+
+    /// <summary>Gives up an allocation whose data write failed; its clusters become a harmless leak.</summary>
+    public void Abort(in WritePlan plan)
+    {
+        lock (_lock)
+        {
+            ReleaseLocked(plan);
+        }
+    }
+
+    /// <summary>
+    /// Turns whole unallocated clusters into zero clusters so they stop reading from the
+    /// backing chain. Returns the run it looked at; data and zero runs are left to the caller.
+    /// </summary>
+    public Allocation ZeroUnallocated(long offset, long length)
+    {
+        lock (_lock)
+        {
+            while (true)
+            {
+                int l1Index = _geo.L1Index(offset);
+                long segment = Math.Min(length, _geo.BytesToTableEnd(offset));
+                L2Table? table = TableLocked(l1Index);
+                Allocation run = table is null ? new(AllocationState.Unallocated, segment) : RunLocked(table, offset, segment);
+                if (run.State != AllocationState.Unallocated)
+                {
+                    return run;
+                }
+
+                long first = offset >> _geo.ClusterBits;
+                long count = _geo.ClustersIn(run.Length);
+                if (AnyInFlightLocked(first, count))
+                {
+                    WaitLocked();
+                    continue;
+                }
+
+                table ??= CreateTableLocked(l1Index);
+                int index = _geo.L2Index(offset);
+                table.Entries.AsSpan(index, (int)count).Fill(QedFormat.ZeroClusterEntry);
+                table.Dirty.Mark(index, index + (int)count - 1);
+                return run;
+            }
+        }
+    }
+
+    /// <summary>Copies out all dirty metadata for a flush pass and pins the tables involved.</summary>
+    public MetadataSnapshot TakeSnapshot()
+    {
+        lock (_lock)
+        {
+            var snap = new MetadataSnapshot { FileEnd = _allocator.End };
+            foreach (var t in _cache.Tables)
+            {
+                if (!t.IsDirty)
+                {
+                    continue;
+                }
+
+                var (first, count) = t.IsNew ? (0, _geo.TableEntries) : TableIO.SectorRange(t.Dirty.First, t.Dirty.Last, _geo.TableEntries);
+                byte[] bytes = TableIO.Encode(t.Entries, first, count);
+                snap.L2.Add(new(t, t.HostOffset + first * sizeof(ulong), bytes, t.IsNew, t.Dirty));
+                t.Pins++;
+                t.IsNew = false;
+                t.Dirty.Clear();
+            }
+
+            if (!_l1Dirty.IsEmpty)
+            {
+                var (first, count) = TableIO.SectorRange(_l1Dirty.First, _l1Dirty.Last, _geo.TableEntries);
+                snap.L1 = (_l1Offset + first * sizeof(ulong), TableIO.Encode(_l1, first, count), _l1Dirty);
+                _l1Dirty.Clear();
+            }
+
+            return snap;
+        }
+    }
+
+    /// <summary>Ends a flush pass: unpins its tables, and if it failed marks its pieces dirty again.</summary>
+    public void CompleteSnapshot(MetadataSnapshot snap, bool written)
+    {
+        lock (_lock)
+        {
+            foreach (var piece in snap.L2)
+            {
+                piece.Table.Pins--;
+                if (!written)
+                {
+                    piece.Table.IsNew |= piece.WasNew;
+                    if (!piece.Range.IsEmpty)
+                    {
+                        piece.Table.Dirty.Mark(piece.Range.First, piece.Range.Last);
+                    }
+                }
+            }
+
+            if (!written && snap.L1 is { } l1)
+            {
+                _l1Dirty.Mark(l1.Range.First, l1.Range.Last);
+            }
+
+            _cache.EvictDownToCapacity();
+        }
+    }
+
+    private L2Table? TableLocked(int l1Index)
+    {
+        ulong entry = _l1[l1Index];
+        if (entry == 0)
+        {
+            return null;
+        }
+
+        if (!IsValidTableOffset(entry))
+        {
+            throw new CorruptImageException(_path,
+                $"L1 entry {l1Index} (virtual offset {(long)l1Index * _geo.L2Span}) points to invalid L2 table offset {entry}");
+        }
+
+        while (true)
+        {
+            L2Table? t = _cache.Find((long)entry);
+            if (t is null)
+            {
+                return LoadLocked((long)entry);
+            }
+
+            if (!t.Loading)
+            {
+                return t;
+            }
+
+            WaitLocked();
+        }
+    }
+
+    /// <summary>Reads a table from disk with the lock released; others asking for it wait.</summary>
+    private L2Table LoadLocked(long hostOffset)
+    {
+        var t = new L2Table(hostOffset, _geo.TableEntries, isNew: false);
+        _cache.Insert(t);
+        Exception? failure = null;
+        Monitor.Exit(_lock);
+        try
+        {
+            TableIO.Read(_file, hostOffset, t.Entries);
+        }
+        catch (Exception e)
+        {
+            failure = e;
+        }
+        finally
+        {
+            Monitor.Enter(_lock);
+        }
+
+        t.Loading = false;
+        if (failure is not null)
+        {
+            _cache.Remove(t);
+        }
+
+        WakeLocked();
+        return failure is null ? t : throw new IOException($"{_path}: cannot read L2 table at {hostOffset}: {failure.Message}", failure);
+    }
+
+    private L2Table CreateTableLocked(int l1Index)
+    {
+        long host = _allocator.Allocate(_geo.TableBytes >> _geo.ClusterBits);
+        var t = new L2Table(host, _geo.TableEntries, isNew: true);
+        _cache.Insert(t);
+        _l1[l1Index] = (ulong)host;
+        _l1Dirty.Mark(l1Index, l1Index);
+        TableCount++;
+        return t;
+    }
+
+    private Allocation RunLocked(L2Table table, long offset, long segment)
+    {
+        ulong[] e = table.Entries;
+        int i = _geo.L2Index(offset);
+        ulong head = e[i];
+        AllocationState state = Classify(head, offset);
+        long cs = _geo.ClusterSize;
+        long length = cs - _geo.OffsetInCluster(offset);
+        ulong expect = head + (ulong)cs;
+        for (int j = i + 1; length < segment && j < e.Length; j++)
+        {
+            if (state == AllocationState.Data ? e[j] != expect || !IsValidDataOffset(e[j]) : e[j] != head)
+            {
+                break;
+            }
+
+            expect += (ulong)cs;
+            length += cs;
+        }
+
+        return new Allocation(state, Math.Min(length, segment),
+            state == AllocationState.Data ? (long)head + _geo.OffsetInCluster(offset) : -1);
+    }
+
+    private AllocationState Classify(ulong entry, long offset) => entry switch
+    {
+        0 => AllocationState.Unallocated,
+        QedFormat.ZeroClusterEntry => AllocationState.Zero,
+        _ when IsValidDataOffset(entry) => AllocationState.Data,
+        _ => throw new CorruptImageException(_path,
+            $"L2 entry for virtual offset {_geo.ClusterStart(offset)} holds invalid cluster offset {entry}"),
+    };
+
+    private bool IsValidDataOffset(ulong offset) =>
+        (offset & (ulong)(_geo.ClusterSize - 1)) == 0 && offset >= (ulong)_geo.HeaderBytes && offset < (ulong)_allocator.ValidLimit;
+
+    private bool IsValidTableOffset(ulong offset) =>
+        IsValidDataOffset(offset) && offset + (ulong)_geo.TableBytes - (ulong)_geo.ClusterSize < (ulong)_allocator.ValidLimit;
+
+    private bool AnyInFlightLocked(long first, long count)
+    {
+        if (_inFlight.Count == 0)
+        {
+            return false;
+        }
+
+        for (long c = first; c < first + count; c++)
+        {
+            if (_inFlight.Contains(c))
+            {
+                return true;
+            }
+        }
+
+        return false;
+    }
+
+    private void ReleaseLocked(in WritePlan plan)
+    {
+        for (long c = plan.FirstCluster; c < plan.FirstCluster + plan.Clusters; c++)
+        {
+            _inFlight.Remove(c);
+        }
+
+        plan.Table!.Pins--;
+        _allocationsInFlight--;
+        WakeLocked();
+    }
+
+    private void WaitLocked()
+    {
+        _waiters++;
+        try
+        {
+            Monitor.Wait(_lock);
+        }
+        finally
+        {
+            _waiters--;
+        }
+    }
+
+    private void WakeLocked()
+    {
+        if (_waiters > 0)
+        {
+            Monitor.PulseAll(_lock);
+        }
+    }
+}

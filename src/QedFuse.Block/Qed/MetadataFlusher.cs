@@ -1,0 +1,78 @@
+namespace QedFuse.Block.Qed;
+
+/// <summary>
+/// Writes dirty metadata back in the order that keeps the image consistent after a crash at
+/// any point: need-check on disk; the file long enough for every allocation; data durable;
+/// L2 tables (new ones whole); durable; then the L1 entries that point to new tables;
+/// durable. Flush passes never overlap.
+/// </summary>
+internal sealed class MetadataFlusher
+{
+    private readonly object _gate = new();
+    private readonly HostFile _file;
+    private readonly ClusterMapper _mapper;
+    private readonly NeedCheckFlag _needCheck;
+
+    public MetadataFlusher(HostFile file, ClusterMapper mapper, NeedCheckFlag needCheck)
+    {
+        _file = file;
+        _mapper = mapper;
+        _needCheck = needCheck;
+    }
+
+    /// <summary>Every write acknowledged before the call is durable on return.</summary>
+    public void Flush()
+    {
+        lock (_gate)
+        {
+            MetadataSnapshot snap = _mapper.TakeSnapshot();
+            if (snap.IsEmpty)
+            {
+                _file.Sync();
+                return;
+            }
+
+            bool written = false;
+            try
+            {
+                _needCheck.Set();
+                if (_file.Length < snap.FileEnd)
+                {
+                    _file.SetLength(snap.FileEnd);
+                }
+
+                _file.Sync();
+                foreach (var piece in snap.L2)
+                {
+                    _file.Write(piece.HostOffset, piece.Bytes);
+                }
+
+                if (snap.L1 is { } l1)
+                {
+                    _file.Sync();
+                    _file.Write(l1.HostOffset, l1.Bytes);
+                }
+
+                _file.Sync();
+                written = true;
+            }
+            finally
+            {
+                _mapper.CompleteSnapshot(snap, written);
+            }
+        }
+    }
+
+    /// <summary>Flushes, then clears need-check if nothing is dirty and no allocation is in flight.</summary>
+    public void Checkpoint()
+    {
+        Flush();
+        lock (_gate)
+        {
+            if (_needCheck.IsSet && _mapper.IsQuiescent)
+            {
+                _needCheck.Clear();
+            }
+        }
+    }
+}

@@ -1,0 +1,232 @@
+using System.Collections;
+
+namespace QedFuse.Block.Qed;
+
+/// <summary>
+/// The consistency check (QEMU's qed-check.c semantics, without its cluster-counting bug):
+/// walk L1 and every L2 table; an offset that is misaligned, inside the header or past the
+/// end of the file is a corruption (repair: clear the entry, so the cluster reads from the
+/// backing chain again); a cluster referenced twice is a corruption nothing can repair; a
+/// cluster nothing references is a leak (repair: cut trailing leaks off the file).
+/// </summary>
+internal sealed class QedChecker
+{
+    private readonly HostFile _file;
+    private readonly NeedCheckFlag _needCheck;
+    private readonly QedGeometry _geo;
+    private readonly List<string> _messages = [];
+    private BitArray _used = new(0);
+    private long _validLimit;
+    private long _corruptions;
+    private long _corruptionsFixed;
+    private long _checkErrors;
+    private long _allocated;
+
+    public QedChecker(HostFile file, NeedCheckFlag needCheck, QedGeometry geo)
+    {
+        _file = file;
+        _needCheck = needCheck;
+        _geo = geo;
+    }
+
+    /// <summary>Checks the on-disk tables; <paramref name="l1"/> is the L1 table as read from disk and is repaired in place.</summary>
+    public CheckResult Run(ulong[] l1, CheckRepair repair)
+    {
+        bool fixCorruptions = repair == CheckRepair.All;
+        long fileLength = _file.Length;
+        _validLimit = fileLength / _geo.ClusterSize * _geo.ClusterSize;
+        long clusters = _validLimit / _geo.ClusterSize;
+        _used = new BitArray((int)Math.Min(clusters, int.MaxValue));
+
+        long l1Offset = (long)_needCheck.Header.L1TableOffset;
+        MarkUsed(l1Offset, _geo.TableBytes / _geo.ClusterSize, "L1 table");
+        bool l1Changed = false;
+        var l2 = new ulong[_geo.TableEntries];
+        for (int i = 0; i < l1.Length; i++)
+        {
+            ulong entry = l1[i];
+            if (entry == 0)
+            {
+                continue;
+            }
+
+            if (!IsValidTableOffset(entry))
+            {
+                Corrupt($"L1 entry {i} points to invalid L2 table offset {entry}", fixCorruptions);
+                if (fixCorruptions)
+                {
+                    l1[i] = 0;
+                    l1Changed = true;
+                }
+
+                continue;
+            }
+
+            if (!MarkUsed((long)entry, _geo.TableBytes / _geo.ClusterSize, $"L2 table {i}"))
+            {
+                continue;
+            }
+
+            if (CheckL2Table(i, (long)entry, l2, fixCorruptions))
+            {
+                TryWrite((long)entry, TableIO.Encode(l2, 0, l2.Length), $"L2 table {i}");
+            }
+        }
+
+        if (l1Changed)
+        {
+            TryWrite(l1Offset, TableIO.Encode(l1, 0, l1.Length), "L1 table");
+        }
+
+        long leaks = 0;
+        long lastUsed = _geo.HeaderBytes / _geo.ClusterSize - 1;
+        for (long c = _geo.HeaderBytes / _geo.ClusterSize; c < clusters; c++)
+        {
+            if (_used[(int)c])
+            {
+                lastUsed = c;
+            }
+            else
+            {
+                leaks++;
+            }
+        }
+
+        long leaksFixed = 0;
+        if (repair != CheckRepair.None && _checkErrors == 0 && (fileLength > (lastUsed + 1) * _geo.ClusterSize))
+        {
+            // Clusters past the last referenced one are leaks QED can give back: cut them off.
+            leaksFixed = clusters - 1 - lastUsed;
+            _file.SetLength((lastUsed + 1) * _geo.ClusterSize);
+            _file.Sync();
+            leaks -= leaksFixed;
+        }
+
+        if (leaks > 0)
+        {
+            _messages.Add($"{leaks} leaked clusters (allocated in the file, referenced by no table)");
+        }
+
+        if (repair != CheckRepair.None && _corruptions == 0 && _checkErrors == 0)
+        {
+            _needCheck.Clear();
+        }
+
+        return new CheckResult
+        {
+            Filename = _file.Path,
+            Format = QedFormat.FormatName,
+            TotalClusters = _geo.ClustersIn(_geo.VirtualSize),
+            AllocatedClusters = _allocated,
+            Corruptions = _corruptions,
+            CorruptionsFixed = _corruptionsFixed,
+            Leaks = leaks,
+            LeaksFixed = leaksFixed,
+            CheckErrors = _checkErrors,
+            ImageEndOffset = _file.Length,
+            Messages = _messages,
+        };
+    }
+
+    /// <summary>Checks one L2 table into <paramref name="l2"/>; true when it was repaired and must be written back.</summary>
+    private bool CheckL2Table(int l1Index, long offset, ulong[] l2, bool fix)
+    {
+        try
+        {
+            TableIO.Read(_file, offset, l2);
+        }
+        catch (IOException e)
+        {
+            _checkErrors++;
+            _messages.Add($"cannot read L2 table {l1Index} at {offset}: {e.Message}");
+            return false;
+        }
+
+        bool changed = false;
+        for (int j = 0; j < l2.Length; j++)
+        {
+            ulong entry = l2[j];
+            if (entry is 0 or QedFormat.ZeroClusterEntry)
+            {
+                continue;
+            }
+
+            long virtualOffset = ((long)l1Index * _geo.TableEntries + j) << _geo.ClusterBits;
+            if (!IsValidDataOffset(entry))
+            {
+                Corrupt($"L2 entry for virtual offset {virtualOffset} holds invalid cluster offset {entry}", fix);
+                if (fix)
+                {
+                    l2[j] = 0;
+                    changed = true;
+                }
+
+                continue;
+            }
+
+            if (MarkUsed((long)entry, 1, $"data cluster for virtual offset {virtualOffset}"))
+            {
+                _allocated++;
+            }
+        }
+
+        return changed;
+    }
+
+    private void Corrupt(string what, bool fixing)
+    {
+        _messages.Add(fixing ? $"repaired: {what}" : $"corruption: {what}");
+        if (fixing)
+        {
+            _corruptionsFixed++;
+        }
+        else
+        {
+            _corruptions++;
+        }
+    }
+
+    /// <summary>Marks clusters referenced; a cluster referenced twice is an unrepairable corruption.</summary>
+    private bool MarkUsed(long offset, long count, string what)
+    {
+        bool ok = true;
+        for (long c = offset / _geo.ClusterSize; c < offset / _geo.ClusterSize + count; c++)
+        {
+            if (c >= _used.Length)
+            {
+                continue;
+            }
+
+            if (_used[(int)c])
+            {
+                _corruptions++;
+                _messages.Add($"corruption: cluster at {c * _geo.ClusterSize} referenced twice (again by the {what})");
+                ok = false;
+            }
+
+            _used[(int)c] = true;
+        }
+
+        return ok;
+    }
+
+    private void TryWrite(long offset, byte[] bytes, string what)
+    {
+        try
+        {
+            _file.Write(offset, bytes);
+            _file.Sync();
+        }
+        catch (IOException e)
+        {
+            _checkErrors++;
+            _messages.Add($"cannot write repaired {what}: {e.Message}");
+        }
+    }
+
+    private bool IsValidDataOffset(ulong offset) =>
+        (offset & (ulong)(_geo.ClusterSize - 1)) == 0 && offset >= (ulong)_geo.HeaderBytes && offset < (ulong)_validLimit;
+
+    private bool IsValidTableOffset(ulong offset) =>
+        IsValidDataOffset(offset) && offset + (ulong)_geo.TableBytes - (ulong)_geo.ClusterSize < (ulong)_validLimit;
+}

@@ -1,0 +1,114 @@
+namespace QedFuse.Block.Qed;
+
+/// <summary>The QED driver: probe by magic, open with validation, repair and backing chain; create.</summary>
+public sealed class QedFormat : IImageFormat
+{
+    public const string FormatName = "qed";
+
+    /// <summary>An L2 entry of 1 marks a zero cluster: reads as zeros, backing chain not consulted.</summary>
+    internal const ulong ZeroClusterEntry = 1;
+
+    /// <summary>Longest backing file name we accept (PATH_MAX), so a hostile header cannot make us read gigabytes.</summary>
+    internal const int MaxBackingNameBytes = 4095;
+
+    public string Name => FormatName;
+
+    public bool Probe(ReadOnlySpan<byte> head) => QedHeader.HasMagic(head);
+
+    public IBlockImage Open(string path, ImageOpenOptions options, ImageOpener opener)
+    {
+        var role = options.ReadOnly
+            ? (options.ForceShare ? ImageLock.Role.SharedReader : ImageLock.Role.Reader)
+            : ImageLock.Role.Writer;
+        HostFile file = HostFile.Open(path, !options.ReadOnly, role);
+        IBlockImage? backing = null;
+        try
+        {
+            Span<byte> head = stackalloc byte[QedHeader.Size];
+            long length = file.Length;
+            file.ReadExactly(0, head[..(int)Math.Min(length, QedHeader.Size)]);
+            QedHeader header = QedHeader.Parse(head[..(int)Math.Min(length, QedHeader.Size)], path, length);
+            string? backingName = ReadBackingName(file, header, path);
+            var geo = new QedGeometry(header);
+            var l1 = new ulong[geo.TableEntries];
+            TableIO.Read(file, (long)header.L1TableOffset, l1);
+
+            if (backingName is not null)
+            {
+                backing = opener.OpenBacking(path, backingName, header.BackingIsRaw ? "raw" : null, options);
+            }
+
+            var needCheck = new NeedCheckFlag(file, header);
+            if (!options.ReadOnly)
+            {
+                PrepareForWriting(file, needCheck, geo, l1, options);
+            }
+
+            int cacheTables = (int)Math.Clamp(options.CacheBytes / geo.TableBytes, 1, int.MaxValue);
+            return new QedImage(file, needCheck, l1, backingName, backing, cacheTables);
+        }
+        catch
+        {
+            backing?.Dispose();
+            file.Dispose();
+            throw;
+        }
+    }
+
+    public void Create(string path, ImageCreateOptions options, ImageOpener opener) =>
+        QedCreator.Create(path, options, opener);
+
+    /// <summary>The backing name joined to the image path the way qemu-img prints "full-backing-filename".</summary>
+    internal static string CombineLikeQemu(string imagePath, string backingName)
+    {
+        if (backingName.StartsWith('/'))
+        {
+            return backingName;
+        }
+
+        int slash = imagePath.LastIndexOf('/');
+        return slash < 0 ? backingName : imagePath[..(slash + 1)] + backingName;
+    }
+
+    private static string? ReadBackingName(HostFile file, QedHeader header, string path)
+    {
+        if (!header.HasBackingFile)
+        {
+            return null;
+        }
+
+        if (header.BackingFilenameSize > MaxBackingNameBytes)
+        {
+            throw new BadImageException(path, $"header field 'backing_filename_size' is {header.BackingFilenameSize}: longer than {MaxBackingNameBytes} bytes");
+        }
+
+        byte[] name = new byte[header.BackingFilenameSize];
+        file.ReadExactly(header.BackingFilenameOffset, name);
+        if (Array.IndexOf(name, (byte)0) >= 0)
+        {
+            throw new BadImageException(path, "backing file name in the header contains a NUL byte");
+        }
+
+        return System.Text.Encoding.UTF8.GetString(name);
+    }
+
+    /// <summary>
+    /// A writable open repairs an image left with need-check set (QEMU does the same) and
+    /// clears autoclear bits, none of which this driver understands.
+    /// </summary>
+    private static void PrepareForWriting(HostFile file, NeedCheckFlag needCheck, QedGeometry geo, ulong[] l1, ImageOpenOptions options)
+    {
+        if (needCheck.IsSet && !options.SkipRepair)
+        {
+            CheckResult r = new QedChecker(file, needCheck, geo).Run(l1, CheckRepair.All);
+            options.Log?.Invoke(
+                $"{file.Path}: was not closed cleanly (need-check set); checked: {r.CorruptionsFixed} corruptions repaired, "
+                + $"{r.Corruptions} left, {r.LeaksFixed} leaked clusters reclaimed, {r.Leaks} left");
+        }
+
+        if (needCheck.Header.AutoclearFeatures != 0)
+        {
+            needCheck.Rewrite(needCheck.Header with { AutoclearFeatures = 0 });
+        }
+    }
+}

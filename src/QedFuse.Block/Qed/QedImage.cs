@@ -1,0 +1,284 @@
+using System.Buffers;
+
+namespace QedFuse.Block.Qed;
+
+/// <summary>
+/// The QED request path (QEMU's qed.c read/write): requests walk the image as runs of
+/// clusters in one state, each served by one host I/O. Allocating writes fill fresh clusters
+/// (copy-on-write of the untouched head and tail from the backing chain), then link them;
+/// the flusher writes the links back.
+/// </summary>
+internal sealed class QedImage : IBlockImage
+{
+    private const int CopyChunk = 1 << 20;
+
+    private readonly HostFile _file;
+    private readonly QedGeometry _geo;
+    private readonly NeedCheckFlag _needCheck;
+    private readonly string? _backingName;
+    private readonly Func<ulong[], ClusterMapper> _newMapper;
+    private ClusterMapper _mapper;
+    private MetadataFlusher _flusher;
+    private bool _disposed;
+
+    public QedImage(HostFile file, NeedCheckFlag needCheck, ulong[] l1, string? backingName, IBlockImage? backing, int cacheTables)
+    {
+        QedHeader header = needCheck.Header;
+        _file = file;
+        _geo = new QedGeometry(header);
+        _needCheck = needCheck;
+        _backingName = backingName;
+        Backing = backing;
+        _newMapper = table => new ClusterMapper(file, _geo, table, (long)header.L1TableOffset, cacheTables);
+        _mapper = _newMapper(l1);
+        _flusher = new MetadataFlusher(file, _mapper, _needCheck);
+    }
+
+    public string Path => _file.Path;
+
+    public string FormatName => QedFormat.FormatName;
+
+    public long VirtualSize => _geo.VirtualSize;
+
+    public bool IsReadOnly => !_file.Writable;
+
+    public IBlockImage? Backing { get; }
+
+    public long AllocatedBytes =>
+        Math.Max(0, _mapper.FileEnd - _geo.HeaderBytes - (long)_geo.TableBytes * (1 + _mapper.TableCount));
+
+    public void Read(long offset, Span<byte> buffer)
+    {
+        RequestBounds.CheckRead(this, offset, buffer.Length);
+        while (!buffer.IsEmpty)
+        {
+            Allocation run = _mapper.Map(offset, buffer.Length);
+            Span<byte> part = buffer[..(int)run.Length];
+            switch (run.State)
+            {
+                case AllocationState.Data:
+                    _file.ReadExactly(run.HostOffset, part);
+                    break;
+                case AllocationState.Zero:
+                    part.Clear();
+                    break;
+                default:
+                    BackingChain.Read(Backing, offset, part);
+                    break;
+            }
+
+            offset += run.Length;
+            buffer = buffer[(int)run.Length..];
+        }
+    }
+
+    public void Write(long offset, ReadOnlySpan<byte> data)
+    {
+        RequestBounds.CheckWrite(this, offset, data.Length);
+        while (!data.IsEmpty)
+        {
+            WritePlan plan = _mapper.PlanWrite(offset, data.Length);
+            ReadOnlySpan<byte> part = data[..(int)plan.Length];
+            if (plan.Allocating)
+            {
+                WriteAllocating(plan, part);
+            }
+            else
+            {
+                _file.Write(plan.HostOffset, part);
+            }
+
+            offset += plan.Length;
+            data = data[(int)plan.Length..];
+        }
+
+        FlushIfCacheFull();
+    }
+
+    public void WriteZeroes(long offset, long length, bool unmap)
+    {
+        RequestBounds.CheckWrite(this, offset, length);
+        long end = offset + length;
+        while (offset < end)
+        {
+            long clusterStart = _geo.ClusterStart(offset);
+            long clusterEnd = Math.Min(clusterStart + _geo.ClusterSize, VirtualSize);
+            offset += offset == clusterStart && end >= clusterEnd
+                ? ZeroWholeClusters(offset, (end == VirtualSize ? end : _geo.ClusterStart(end)) - offset, unmap)
+                : ZeroPartialCluster(offset, Math.Min(end, clusterEnd) - offset);
+        }
+
+        FlushIfCacheFull();
+    }
+
+    public Allocation GetAllocation(long offset, long length)
+    {
+        RequestBounds.CheckRead(this, offset, length);
+        return _mapper.Map(offset, length);
+    }
+
+    public void Flush() => _flusher.Flush();
+
+    public void Checkpoint()
+    {
+        if (!IsReadOnly)
+        {
+            _flusher.Checkpoint();
+        }
+    }
+
+    public ImageInfo GetInfo() => new()
+    {
+        Filename = Path,
+        Format = FormatName,
+        VirtualSize = VirtualSize,
+        ActualSize = _file.AllocatedBytes,
+        ClusterSize = _geo.ClusterSize,
+        BackingFilename = _backingName,
+        FullBackingFilename = _backingName is null ? null : QedFormat.CombineLikeQemu(Path, _backingName),
+        BackingFilenameFormat = _needCheck.Header.BackingIsRaw ? "raw" : Backing?.FormatName,
+        DirtyFlag = _needCheck.IsSet,
+    };
+
+    /// <summary>Checks (and repairs) the on-disk metadata; afterwards the tables are re-read from disk.</summary>
+    public CheckResult Check(CheckRepair repair)
+    {
+        if (!IsReadOnly)
+        {
+            _flusher.Flush();
+        }
+
+        if (IsReadOnly && repair != CheckRepair.None)
+        {
+            throw new IOException($"{Path}: opened read-only, cannot repair", 30);
+        }
+
+        var l1 = new ulong[_geo.TableEntries];
+        TableIO.Read(_file, (long)_needCheck.Header.L1TableOffset, l1);
+        CheckResult result = new QedChecker(_file, _needCheck, _geo).Run(l1, repair);
+        _mapper = _newMapper(l1);
+        _flusher = new MetadataFlusher(_file, _mapper, _needCheck);
+        return result;
+    }
+
+    public void Dispose()
+    {
+        if (_disposed)
+        {
+            return;
+        }
+
+        _disposed = true;
+        try
+        {
+            if (!IsReadOnly)
+            {
+                _flusher.Checkpoint();
+            }
+        }
+        finally
+        {
+            _file.Dispose();
+            Backing?.Dispose();
+        }
+    }
+
+    private void WriteAllocating(in WritePlan plan, ReadOnlySpan<byte> data)
+    {
+        try
+        {
+            long clusterStart = plan.FirstCluster << _geo.ClusterBits;
+            long head = plan.Offset - clusterStart;
+            long tail = clusterStart + ((long)plan.Clusters << _geo.ClusterBits) - (plan.Offset + plan.Length);
+
+            // Fresh clusters read as zeros (ClusterAllocator), so zero fill needs no I/O. Only an
+            // unallocated cluster over a backing file copies its untouched bytes; a zero cluster
+            // stays zeros (QEMU 7.2 wrongly copies from the backing file there).
+            if (plan.PriorState == AllocationState.Unallocated && Backing is not null)
+            {
+                CopyFromBacking(clusterStart, head, plan.HostOffset);
+                CopyFromBacking(plan.Offset + plan.Length, tail, plan.HostOffset + head + plan.Length);
+            }
+
+            _file.Write(plan.HostOffset + head, data);
+        }
+        catch
+        {
+            _mapper.Abort(plan);
+            throw;
+        }
+
+        _mapper.Commit(plan);
+    }
+
+    private void CopyFromBacking(long virtualOffset, long length, long hostOffset)
+    {
+        if (length == 0)
+        {
+            return;
+        }
+
+        byte[] buf = ArrayPool<byte>.Shared.Rent((int)Math.Min(length, CopyChunk));
+        try
+        {
+            for (long done = 0; done < length;)
+            {
+                Span<byte> part = buf.AsSpan(0, (int)Math.Min(buf.Length, length - done));
+                BackingChain.Read(Backing, virtualOffset + done, part);
+                _file.Write(hostOffset + done, part);
+                done += part.Length;
+            }
+        }
+        finally
+        {
+            ArrayPool<byte>.Shared.Return(buf);
+        }
+    }
+
+    /// <summary>Whole clusters: data clusters are zeroed in place on the host; unallocated ones over a backing file become zero clusters.</summary>
+    private long ZeroWholeClusters(long offset, long length, bool unmap)
+    {
+        Allocation run = Backing is null ? _mapper.Map(offset, length) : _mapper.ZeroUnallocated(offset, length);
+        if (run.State == AllocationState.Data)
+        {
+            _file.ZeroRange(run.HostOffset, run.Length, unmap);
+        }
+
+        return run.Length;
+    }
+
+    /// <summary>Part of one cluster: nothing to do where it already reads zeros, else zeros are written.</summary>
+    private long ZeroPartialCluster(long offset, long length)
+    {
+        Allocation run = _mapper.Map(offset, length);
+        switch (run.State)
+        {
+            case AllocationState.Data:
+                _file.ZeroRange(run.HostOffset, length, release: false);
+                break;
+            case AllocationState.Unallocated when Backing is not null:
+                byte[] zeros = ArrayPool<byte>.Shared.Rent((int)length);
+                try
+                {
+                    zeros.AsSpan(0, (int)length).Clear();
+                    Write(offset, zeros.AsSpan(0, (int)length));
+                }
+                finally
+                {
+                    ArrayPool<byte>.Shared.Return(zeros);
+                }
+
+                break;
+        }
+
+        return length;
+    }
+
+    private void FlushIfCacheFull()
+    {
+        if (_mapper.NeedsFlush)
+        {
+            _flusher.Flush();
+        }
+    }
+}
