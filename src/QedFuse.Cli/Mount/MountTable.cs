@@ -1,0 +1,108 @@
+using System.Diagnostics;
+
+namespace QedFuse.Cli.Mount;
+
+/// <summary>
+/// Where a mount's daemon is recorded (a pid file per mount point under /run/qedfuse) and
+/// which mounts are ours (/proc/self/mountinfo, file system type fuse.qedfuse).
+/// </summary>
+internal static class MountTable
+{
+    public const string Subtype = "qedfuse";
+
+    public static string RuntimeDir
+    {
+        get
+        {
+            if (ProcessIdentity.Current().Uid == 0)
+            {
+                return "/run/qedfuse";
+            }
+
+            string? xdg = Environment.GetEnvironmentVariable("XDG_RUNTIME_DIR");
+            return string.IsNullOrEmpty(xdg) ? $"/tmp/qedfuse-{ProcessIdentity.Current().Uid}" : Path.Combine(xdg, "qedfuse");
+        }
+    }
+
+    public static string PidFile(string mountPoint) => Path.Combine(RuntimeDir, Uri.EscapeDataString(mountPoint) + ".pid");
+
+    /// <summary>Written by a daemon whose images did not close cleanly; read (and removed) by unmount.</summary>
+    public static string ErrorFile(string mountPoint) => PidFile(mountPoint) + ".error";
+
+    public static void WritePid(string mountPoint)
+    {
+        Directory.CreateDirectory(RuntimeDir);
+        File.WriteAllText(PidFile(mountPoint), $"{Environment.ProcessId}\n");
+        File.Delete(ErrorFile(mountPoint));
+    }
+
+    public static int? ReadPid(string mountPoint)
+    {
+        try
+        {
+            return int.TryParse(File.ReadAllText(PidFile(mountPoint)).Trim(), out int pid) ? pid : null;
+        }
+        catch (IOException)
+        {
+            return null;
+        }
+    }
+
+    /// <summary>Whether <paramref name="pid"/> is a live qedfuse process (not a recycled pid).</summary>
+    public static bool IsAlive(int pid)
+    {
+        try
+        {
+            string cmdline = File.ReadAllText($"/proc/{pid}/cmdline");
+            return cmdline.Contains("qedfuse", StringComparison.Ordinal);
+        }
+        catch (IOException)
+        {
+            return false;
+        }
+    }
+
+    /// <summary>Whether <paramref name="mountPoint"/> (absolute) is a mount of type fuse.qedfuse.</summary>
+    public static bool IsOurMount(string mountPoint) => FindMount(mountPoint) == "fuse." + Subtype;
+
+    /// <summary>The file system type mounted at <paramref name="mountPoint"/>, or null.</summary>
+    public static string? FindMount(string mountPoint)
+    {
+        string? type = null;
+        foreach (string line in File.ReadLines("/proc/self/mountinfo"))
+        {
+            // id parent major:minor root mountpoint options [optional...] - fstype source superoptions
+            string[] f = line.Split(' ');
+            int dash = Array.IndexOf(f, "-");
+            if (f.Length > 4 && dash > 0 && dash + 1 < f.Length && Unescape(f[4]) == mountPoint)
+            {
+                type = f[dash + 1]; // the last match is the one on top
+            }
+        }
+
+        return type;
+    }
+
+    public static int RunFusermount(params string[] args)
+    {
+        var psi = new ProcessStartInfo("fusermount3") { UseShellExecute = false, RedirectStandardError = true };
+        foreach (string a in args)
+        {
+            psi.ArgumentList.Add(a);
+        }
+
+        using Process p = Process.Start(psi) ?? throw new IOException("cannot run fusermount3");
+        string err = p.StandardError.ReadToEnd();
+        p.WaitForExit();
+        if (p.ExitCode != 0 && err.Length > 0)
+        {
+            Log.Info($"fusermount3 {string.Join(' ', args)}: {err.Trim()}");
+        }
+
+        return p.ExitCode;
+    }
+
+    /// <summary>mountinfo escapes space, tab, newline and backslash as \ooo.</summary>
+    private static string Unescape(string s) =>
+        s.Replace("\\040", " ").Replace("\\011", "\t").Replace("\\012", "\n").Replace("\\134", "\\");
+}

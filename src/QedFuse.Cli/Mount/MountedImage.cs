@@ -1,0 +1,61 @@
+using QedFuse.Block;
+using QedFuse.Fuse;
+
+namespace QedFuse.Cli.Mount;
+
+/// <summary>One image shown in the mount as one regular file.</summary>
+internal sealed class MountedImage
+{
+    private int _corruptionLogged;
+    private long _writesSinceFlush;
+
+    public MountedImage(ulong ino, string fileName, IBlockImage image)
+    {
+        Ino = ino;
+        FileName = fileName;
+        Image = image;
+        var fi = new FileInfo(image.Path);
+        MTime = FuseTimespec.FromDateTimeOffset(fi.LastWriteTimeUtc);
+        ATime = FuseTimespec.FromDateTimeOffset(fi.LastAccessTimeUtc);
+        CTime = MTime;
+    }
+
+    public ulong Ino { get; }
+
+    public string FileName { get; }
+
+    public byte[] FileNameUtf8 => System.Text.Encoding.UTF8.GetBytes(FileName);
+
+    public IBlockImage Image { get; }
+
+    /// <summary>Taken once at mount: a changing mtime would make the kernel drop its page cache on every getattr.</summary>
+    public FuseTimespec MTime { get; }
+
+    public FuseTimespec ATime { get; }
+
+    public FuseTimespec CTime { get; }
+
+    public void NoteWrite() => Interlocked.Increment(ref _writesSinceFlush);
+
+    /// <summary>True (and resets) when anything was written since the last flush.</summary>
+    public bool TakeWritesSinceFlush() => Interlocked.Exchange(ref _writesSinceFlush, 0) != 0;
+
+    public void UndoTakeWrites() => Interlocked.Increment(ref _writesSinceFlush);
+
+    /// <summary>Logs the first corrupt-metadata error of this image; later ones only fail their request.</summary>
+    public void ReportCorruption(CorruptImageException e)
+    {
+        if (Interlocked.Exchange(ref _corruptionLogged, 1) == 0)
+        {
+            Log.Error($"{e.Message} (reads of that region fail with EIO; run 'qedfuse check' after unmounting)");
+        }
+    }
+
+    /// <summary>The file name an image gets in the mount: its last extension replaced by .raw.</summary>
+    public static string NameFor(string imagePath)
+    {
+        string name = Path.GetFileName(imagePath.TrimEnd('/'));
+        int dot = name.LastIndexOf('.');
+        return (dot > 0 ? name[..dot] : name) + ".raw";
+    }
+}

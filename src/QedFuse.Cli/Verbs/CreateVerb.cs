@@ -1,0 +1,96 @@
+using CommandLine;
+using CommandLine.Text;
+using QedFuse.Block;
+
+namespace QedFuse.Cli.Verbs;
+
+[Verb("create", HelpText = "Create a new, empty disk image (like qemu-img create).")]
+internal sealed class CreateOptions
+{
+    [Option('f', "format", Default = "qed", HelpText = "Image format: qed or raw.")]
+    public string Format { get; set; } = "qed";
+
+    [Option('b', "backing", HelpText = "Backing file: unallocated clusters read from it. A relative name is relative to IMAGE's directory.")]
+    public string? Backing { get; set; }
+
+    [Option('F', "backing-format", HelpText = "Format of the backing file (qed or raw); probed when omitted.")]
+    public string? BackingFormat { get; set; }
+
+    [Option('o', "options", HelpText = "Format options, comma-separated: cluster_size=SIZE (power of two, 4K..64M, default 64K), table_size=N (clusters per table, power of two 1..16, default 4).")]
+    public string? FormatOptions { get; set; }
+
+    [Option("force", HelpText = "Replace IMAGE if it already exists.")]
+    public bool Force { get; set; }
+
+    [Value(0, MetaName = "IMAGE", Required = true, HelpText = "Path of the image to create.")]
+    public string Image { get; set; } = "";
+
+    [Value(1, MetaName = "SIZE", HelpText = "Virtual size in bytes, or with a K, M, G or T suffix (powers of 1024); rounded up to 512 bytes. Defaults to the backing file's size.")]
+    public string? Size { get; set; }
+
+    [Usage(ApplicationAlias = "qedfuse")]
+    public static IEnumerable<Example> Examples =>
+    [
+        new("A 20 GiB QED image", new CreateOptions { Image = "disk.qed", Size = "20G" }),
+        new("An overlay on a raw base image, same size", new CreateOptions { Image = "overlay.qed", Backing = "base.raw", BackingFormat = "raw" }),
+    ];
+}
+
+internal static class CreateVerb
+{
+    public static int Run(CreateOptions o)
+    {
+        long? size = null;
+        if (o.Size is not null)
+        {
+            size = ByteSize.TryParse(o.Size) is { } n && n > 0
+                ? n
+                : throw new UsageException($"invalid size '{o.Size}': give bytes or a number with a K, M, G or T suffix");
+        }
+
+        var formatOptions = ParseKeyValues(o.FormatOptions);
+        if (Directory.Exists(o.Image))
+        {
+            throw new UsageException($"{o.Image}: is a directory");
+        }
+
+        ImageOpener.Create(o.Image, o.Format, new ImageCreateOptions
+        {
+            Size = size,
+            BackingFile = o.Backing,
+            BackingFormat = o.BackingFormat,
+            FormatOptions = formatOptions,
+            Overwrite = o.Force,
+        });
+
+        using IBlockImage created = ImageOpener.Open(o.Image, new ImageOpenOptions { ReadOnly = true, ForceShare = true });
+        ImageInfo info = created.GetInfo();
+        string backing = o.Backing is null ? "" : $" backing_file={o.Backing}" + (info.BackingFilenameFormat is { } f ? $" backing_fmt={f}" : "");
+        string cluster = info.ClusterSize is { } c ? $" cluster_size={c}" : "";
+        Console.WriteLine($"Formatting '{o.Image}', fmt={info.Format} size={info.VirtualSize}{backing}{cluster}");
+        return 0;
+    }
+
+    /// <summary>Parses qemu-img's "-o key=value,key=value".</summary>
+    public static Dictionary<string, string> ParseKeyValues(string? text)
+    {
+        var result = new Dictionary<string, string>(StringComparer.Ordinal);
+        if (string.IsNullOrWhiteSpace(text))
+        {
+            return result;
+        }
+
+        foreach (string part in text.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
+        {
+            int eq = part.IndexOf('=');
+            if (eq <= 0 || eq == part.Length - 1)
+            {
+                throw new UsageException($"invalid option '{part}' in -o: expected key=value");
+            }
+
+            result[part[..eq]] = part[(eq + 1)..];
+        }
+
+        return result;
+    }
+}

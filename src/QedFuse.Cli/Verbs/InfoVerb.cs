@@ -1,0 +1,121 @@
+using System.Text.Json;
+using CommandLine;
+using QedFuse.Block;
+using QedFuse.Cli.Output;
+
+namespace QedFuse.Cli.Verbs;
+
+[Verb("info", HelpText = "Show an image's format, sizes and backing file (like qemu-img info).")]
+internal sealed class InfoOptions
+{
+    [Option("output", Default = OutputFormat.Human, HelpText = "human or json (qemu-img's key names).")]
+    public OutputFormat Output { get; set; }
+
+    [Option("backing-chain", HelpText = "Also describe every image of the backing chain.")]
+    public bool BackingChain { get; set; }
+
+    [Option('U', "force-share", HelpText = "Open even while another program (QEMU, a qedfuse mount) writes the image; what you see may be stale.")]
+    public bool ForceShare { get; set; }
+
+    [Value(0, MetaName = "IMAGE", Required = true)]
+    public string Image { get; set; } = "";
+}
+
+internal enum OutputFormat
+{
+    Human,
+    Json,
+}
+
+internal static class InfoVerb
+{
+    public static int Run(InfoOptions o)
+    {
+        using IBlockImage image = ImageOpener.Open(o.Image, new ImageOpenOptions { ReadOnly = true, ForceShare = o.ForceShare });
+        var chain = new List<ImageInfo>();
+        for (IBlockImage? layer = image; layer is not null; layer = o.BackingChain ? layer.Backing : null)
+        {
+            chain.Add(layer.GetInfo() with { Filename = layer == image ? o.Image : layer.GetInfo().Filename });
+        }
+
+        if (o.Output == OutputFormat.Json)
+        {
+            JsonOutput.Write(w =>
+            {
+                if (o.BackingChain)
+                {
+                    w.WriteStartArray();
+                }
+
+                chain.ForEach(info => WriteJson(w, info));
+                if (o.BackingChain)
+                {
+                    w.WriteEndArray();
+                }
+            });
+        }
+        else
+        {
+            Console.Write(string.Join("\n", chain.Select(Human)));
+        }
+
+        return 0;
+    }
+
+    private static void WriteJson(Utf8JsonWriter w, ImageInfo i)
+    {
+        w.WriteStartObject();
+        w.WriteNumber("virtual-size", i.VirtualSize);
+        w.WriteString("filename", i.Filename);
+        if (i.ClusterSize is { } cs)
+        {
+            w.WriteNumber("cluster-size", cs);
+        }
+
+        w.WriteString("format", i.Format);
+        w.WriteNumber("actual-size", i.ActualSize);
+        if (i.BackingFilename is not null)
+        {
+            w.WriteString("backing-filename", i.BackingFilename);
+            w.WriteString("full-backing-filename", i.FullBackingFilename);
+        }
+
+        if (i.BackingFilenameFormat is not null)
+        {
+            w.WriteString("backing-filename-format", i.BackingFilenameFormat);
+        }
+
+        w.WriteBoolean("dirty-flag", i.DirtyFlag);
+        w.WriteEndObject();
+    }
+
+    private static string Human(ImageInfo i)
+    {
+        var s = new System.Text.StringBuilder();
+        s.Append($"image: {i.Filename}\n");
+        s.Append($"file format: {i.Format}\n");
+        s.Append($"virtual size: {ByteSize.Format(i.VirtualSize)} ({i.VirtualSize} bytes)\n");
+        s.Append($"disk size: {ByteSize.Format(i.ActualSize)}\n");
+        if (i.ClusterSize is { } cs)
+        {
+            s.Append($"cluster_size: {cs}\n");
+        }
+
+        if (i.BackingFilename is { } b)
+        {
+            s.Append(b == i.FullBackingFilename ? $"backing file: {b}\n" : $"backing file: {b} (actual path: {i.FullBackingFilename})\n");
+        }
+
+        if (i.BackingFilenameFormat is { } f)
+        {
+            s.Append($"backing file format: {f}\n");
+        }
+
+        if (i.DirtyFlag)
+        {
+            s.Append("cleanly shut down: no (need-check set: a read-write open or 'qedfuse check -r all' repairs it)\n");
+        }
+
+        return s.ToString();
+    }
+}

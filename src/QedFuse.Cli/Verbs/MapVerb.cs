@@ -1,0 +1,64 @@
+using CommandLine;
+using QedFuse.Block;
+using QedFuse.Cli.Output;
+
+namespace QedFuse.Cli.Verbs;
+
+[Verb("map", HelpText = "Show where each range of the virtual disk is stored, through the backing chain (like qemu-img map).")]
+internal sealed class MapOptions
+{
+    [Option("output", Default = OutputFormat.Human, HelpText = "human (data ranges and the file holding them) or json (every range).")]
+    public OutputFormat Output { get; set; }
+
+    [Option('U', "force-share", HelpText = "Open even while another program writes the image.")]
+    public bool ForceShare { get; set; }
+
+    [Value(0, MetaName = "IMAGE", Required = true)]
+    public string Image { get; set; } = "";
+}
+
+internal static class MapVerb
+{
+    public static int Run(MapOptions o)
+    {
+        using IBlockImage image = ImageOpener.Open(o.Image, new ImageOpenOptions { ReadOnly = true, ForceShare = o.ForceShare });
+        IEnumerable<MapRange> ranges = ChainMap.Walk(image, 0, image.VirtualSize);
+        if (o.Output == OutputFormat.Json)
+        {
+            JsonOutput.Write(w =>
+            {
+                w.WriteStartArray();
+                foreach (MapRange r in ranges)
+                {
+                    w.WriteStartObject();
+                    w.WriteNumber("start", r.Start);
+                    w.WriteNumber("length", r.Length);
+                    w.WriteNumber("depth", r.Depth);
+                    w.WriteBoolean("present", r.Present);
+                    w.WriteBoolean("zero", r.Zero);
+                    w.WriteBoolean("data", r.Data);
+                    if (r.Data)
+                    {
+                        w.WriteNumber("offset", r.HostOffset);
+                    }
+
+                    w.WriteEndObject();
+                }
+
+                w.WriteEndArray();
+            });
+            return 0;
+        }
+
+        Console.WriteLine($"{"Offset",-16}{"Length",-16}{"Mapped to",-16}File");
+        foreach (MapRange r in ranges.Where(r => r.Data))
+        {
+            Console.WriteLine($"{Hex(r.Start),-16}{Hex(r.Length),-16}{Hex(r.HostOffset),-16}{r.File}");
+        }
+
+        return 0;
+    }
+
+    /// <summary>printf's %#x: "0" for zero, "0x..." otherwise.</summary>
+    private static string Hex(long v) => v == 0 ? "0" : $"0x{v:x}";
+}
