@@ -1,0 +1,13 @@
+using System.Runtime.InteropServices;
+
+namespace QedFuse.Fuse.Native;
+
+/// <summary>The few libc calls the session needs (unmount as root).</summary>
+internal static unsafe partial class LibC
+{
+    [LibraryImport("libc", SetLastError = true)]
+    public static partial int umount2(byte* target, int flags);
+
+    [LibraryImport("libc")]
+    public static partial uint geteuid();
+}
