@@ -11,7 +11,8 @@ namespace QedFuse.Cli.Mount;
 /// </summary>
 internal static class DaemonLauncher
 {
-    public const string ChildFlag = "--daemon-child";
+    public const string ChildOption = "daemon-child";
+    public const string ChildFlag = "--" + ChildOption;
     public const string ReadyLine = "ready";
 
     public static int Launch(IEnumerable<string> childArgs)

@@ -29,7 +29,7 @@ internal sealed class MountOptions
     [Option('v', "verbose", HelpText = "Log each mount-level event (stderr in the foreground, syslog otherwise).")]
     public bool Verbose { get; set; }
 
-    [Option(DaemonLauncher.ChildFlag, Hidden = true)]
+    [Option(DaemonLauncher.ChildOption, Hidden = true)]
     public bool DaemonChild { get; set; }
 
     [Usage(ApplicationAlias = "qedfuse")]
