@@ -64,12 +64,15 @@ internal static class Program
             return 0;
         }
 
-        string message = SentenceBuilder.Create().FormatError(list.First(e => !e.StopsProcessing || e.Tag != ErrorType.NoVerbSelectedError) ?? list[0]);
+        Error first = list[0];
         string verb = result.TypeInfo.Current.GetCustomAttributes(typeof(VerbAttribute), false) is [VerbAttribute v, ..] ? $" {v.Name}" : "";
-        if (list[0].Tag == ErrorType.NoVerbSelectedError)
+        string message = first switch
         {
-            message = "no verb given (mount, unmount, create, info, check, map)";
-        }
+            { Tag: ErrorType.NoVerbSelectedError } => "no verb given (mount, unmount, create, info, check, map)",
+            MissingRequiredOptionError { NameInfo.NameText: "" } => "missing argument",
+            SequenceOutOfRangeError { NameInfo.NameText: "" } => "missing argument",
+            _ => SentenceBuilder.Create().FormatError(first),
+        };
 
         Console.Error.WriteLine($"qedfuse:{verb} {OneLine(message)} (see 'qedfuse{verb} --help')");
         return ExitFailure;

@@ -8,7 +8,7 @@ namespace QedFuse.Cli.Verbs;
 internal sealed class CreateOptions
 {
     [Option('f', "format", Default = "qed", HelpText = "Image format: qed or raw.")]
-    public string Format { get; set; } = "qed";
+    public string Format { get; set; } = null!;
 
     [Option('b', "backing", HelpText = "Backing file: unallocated clusters read from it. A relative name is relative to IMAGE's directory.")]
     public string? Backing { get; set; }

@@ -32,10 +32,14 @@ internal static class InfoVerb
     public static int Run(InfoOptions o)
     {
         using IBlockImage image = ImageOpener.Open(o.Image, new ImageOpenOptions { ReadOnly = true, ForceShare = o.ForceShare });
+        // Each backing layer is named as its overlay resolves it, as qemu-img does.
         var chain = new List<ImageInfo>();
+        string name = o.Image;
         for (IBlockImage? layer = image; layer is not null; layer = o.BackingChain ? layer.Backing : null)
         {
-            chain.Add(layer.GetInfo() with { Filename = layer == image ? o.Image : layer.GetInfo().Filename });
+            ImageInfo info = layer.GetInfo() with { Filename = name };
+            chain.Add(info);
+            name = info.FullBackingFilename ?? "";
         }
 
         if (o.Output == OutputFormat.Json)
