@@ -305,6 +305,20 @@ public class MountTests
     }
 
     [Fact]
+    public void Read_only_mount_refuses_writes_in_the_kernel_and_shows_fsname()
+    {
+        using var m = TestMount.Start(options: new FuseMountOptions { FsName = "ro-test", Subtype = "memtest", ReadOnly = true });
+        byte[] before = m.Fs.SnapshotData();
+        Assert.ThrowsAny<IOException>(() => File.OpenHandle(m.PathOf("data.bin"), FileMode.Open, FileAccess.ReadWrite).Dispose());
+        Assert.True(before.AsSpan().SequenceEqual(m.Fs.SnapshotData()));
+        string line = File.ReadLines("/proc/self/mountinfo").Single(l => l.Split(' ')[4] == m.Dir);
+        string[] tail = line[(line.IndexOf(" - ", StringComparison.Ordinal) + 3)..].Split(' ');
+        Assert.Equal("fuse.memtest", tail[0]);
+        Assert.Equal("ro-test", tail[1]);
+        Assert.StartsWith("ro", tail[2]);
+    }
+
+    [Fact]
     public void Mount_on_a_missing_directory_fails_cleanly()
     {
         Assert.Throws<DirectoryNotFoundException>(() =>
