@@ -54,10 +54,11 @@ install: build
 	cp -r $(OUT)/bin/. $(DESTDIR)$(PREFIX)/lib/qedfuse/
 	ln -sf $(PREFIX)/lib/qedfuse/qedfuse $(DESTDIR)$(PREFIX)/bin/qedfuse
 	install -m 0755 packaging/mount.qedfuse $(DESTDIR)/sbin/mount.qedfuse
+	ln -sf mount.qedfuse $(DESTDIR)/sbin/mount.fuse.qedfuse
 	@echo "installed $(PREFIX)/bin/qedfuse and /sbin/mount.qedfuse"
 
 uninstall:
-	rm -rf $(DESTDIR)$(PREFIX)/lib/qedfuse $(DESTDIR)$(PREFIX)/bin/qedfuse $(DESTDIR)/sbin/mount.qedfuse
+	rm -rf $(DESTDIR)$(PREFIX)/lib/qedfuse $(DESTDIR)$(PREFIX)/bin/qedfuse $(DESTDIR)/sbin/mount.qedfuse $(DESTDIR)/sbin/mount.fuse.qedfuse
 
 clean:
 	rm -rf $(OUT)
