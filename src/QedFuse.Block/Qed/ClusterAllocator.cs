@@ -6,18 +6,31 @@ namespace QedFuse.Block.Qed;
 /// freshly allocated cluster is always beyond anything ever written and reads as zeros until
 /// written. Guarded by the metadata lock.
 /// </summary>
+/// <remarks>
+/// The file is grown here, under the lock, in steps ahead of the allocations, and never
+/// shrunk while the image is open: growing it later (in the flusher, say) would race with
+/// data writes already landing past the old end, and a truncate would destroy them. A crash
+/// leaves the unused tail of the last step as leaked clusters, which repair cuts off; a
+/// clean close trims it (<see cref="TrimFile"/>).
+/// </remarks>
 internal sealed class ClusterAllocator
 {
+    private readonly HostFile _file;
     private readonly long _clusterSize;
+    private readonly long _growStep;
+    private long _fileLength;
 
-    public ClusterAllocator(long fileLength, long clusterSize)
+    public ClusterAllocator(HostFile file, long clusterSize)
     {
+        _file = file;
         _clusterSize = clusterSize;
-        End = (fileLength + clusterSize - 1) / clusterSize * clusterSize;
-        ValidLimit = fileLength / clusterSize * clusterSize;
+        _fileLength = file.Length;
+        End = (_fileLength + clusterSize - 1) / clusterSize * clusterSize;
+        ValidLimit = _fileLength / clusterSize * clusterSize;
+        _growStep = Math.Max(clusterSize, 1L << 20);
     }
 
-    /// <summary>Where the next cluster goes; the file must reach here before metadata pointing below it is written.</summary>
+    /// <summary>Where the next cluster goes; every cluster below it lies inside the file.</summary>
     public long End { get; private set; }
 
     /// <summary>Offsets below this (and past the header) are valid cluster offsets (QEMU: file size rounded down).</summary>
@@ -28,6 +41,23 @@ internal sealed class ClusterAllocator
         long at = End;
         End += clusters * _clusterSize;
         ValidLimit = End;
+        if (End > _fileLength)
+        {
+            long target = Math.Max(End, _fileLength + _growStep);
+            _file.SetLength(target);
+            _fileLength = target;
+        }
+
         return at;
+    }
+
+    /// <summary>Cuts the file back to the last allocated cluster (at close, when nothing is in flight).</summary>
+    public void TrimFile()
+    {
+        if (_fileLength > End)
+        {
+            _file.SetLength(End);
+            _fileLength = End;
+        }
     }
 }

@@ -36,7 +36,7 @@ internal sealed class ClusterMapper
         _l1 = l1;
         _l1Offset = l1Offset;
         _cache = new L2Cache(cacheTables);
-        _allocator = new ClusterAllocator(file.Length, geo.ClusterSize);
+        _allocator = new ClusterAllocator(file, geo.ClusterSize);
         TableCount = l1.Count(e => e != 0);
     }
 
@@ -204,12 +204,21 @@ internal sealed class ClusterMapper
         }
     }
 
+    /// <summary>Gives back the file's unused tail (clean close: nothing dirty, nothing in flight).</summary>
+    public void TrimFile()
+    {
+        lock (_lock)
+        {
+            _allocator.TrimFile();
+        }
+    }
+
     /// <summary>Copies out all dirty metadata for a flush pass and pins the tables involved.</summary>
     public MetadataSnapshot TakeSnapshot()
     {
         lock (_lock)
         {
-            var snap = new MetadataSnapshot { FileEnd = _allocator.End };
+            var snap = new MetadataSnapshot();
             foreach (var t in _cache.Tables)
             {
                 if (!t.IsDirty)

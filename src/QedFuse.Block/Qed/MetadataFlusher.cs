@@ -2,7 +2,7 @@ namespace QedFuse.Block.Qed;
 
 /// <summary>
 /// Writes dirty metadata back in the order that keeps the image consistent after a crash at
-/// any point: need-check on disk; the file long enough for every allocation; data durable;
+/// any point: need-check on disk; data durable (the allocator has already grown the file);
 /// L2 tables (new ones whole); durable; then the L1 entries that point to new tables;
 /// durable. Flush passes never overlap.
 /// </summary>
@@ -36,11 +36,6 @@ internal sealed class MetadataFlusher
             try
             {
                 _needCheck.Set();
-                if (_file.Length < snap.FileEnd)
-                {
-                    _file.SetLength(snap.FileEnd);
-                }
-
                 _file.Sync();
                 foreach (var piece in snap.L2)
                 {

@@ -12,8 +12,5 @@ internal sealed class MetadataSnapshot
 
     public (long HostOffset, byte[] Bytes, DirtyRange Range)? L1 { get; set; }
 
-    /// <summary>The allocation end when the snapshot was taken: the file must be at least this long.</summary>
-    public long FileEnd { get; init; }
-
     public bool IsEmpty => L2.Count == 0 && L1 is null;
 }

@@ -173,6 +173,9 @@ internal sealed class QedImage : IBlockImage
         {
             if (!IsReadOnly)
             {
+                // Trim before marking clean, so a crash in between leaves at worst a leak.
+                _flusher.Flush();
+                _mapper.TrimFile();
                 _flusher.Checkpoint();
             }
         }
