@@ -12,11 +12,14 @@ internal sealed class HostFile : IDisposable
 {
     private readonly SafeFileHandle _handle;
 
-    private HostFile(string path, SafeFileHandle handle, bool writable)
+    private readonly IHostFileHook? _hook;
+
+    private HostFile(string path, SafeFileHandle handle, bool writable, IHostFileHook? hook)
     {
         Path = path;
         _handle = handle;
         Writable = writable;
+        _hook = hook;
     }
 
     public string Path { get; }
@@ -28,7 +31,7 @@ internal sealed class HostFile : IDisposable
     public long Length => RandomAccess.GetLength(_handle);
 
     /// <summary>Opens the file and takes QEMU's locks for <paramref name="role"/>.</summary>
-    public static HostFile Open(string path, bool writable, ImageLock.Role role)
+    public static HostFile Open(string path, bool writable, ImageLock.Role role, IHostFileHook? hook = null)
     {
         SafeFileHandle handle;
         try
@@ -55,7 +58,7 @@ internal sealed class HostFile : IDisposable
             throw;
         }
 
-        return new HostFile(path, handle, writable);
+        return new HostFile(path, handle, writable, hook);
     }
 
     /// <summary>Reads exactly <paramref name="buffer"/>.Length bytes; the part past end of file reads as zeros.</summary>
@@ -75,34 +78,51 @@ internal sealed class HostFile : IDisposable
         }
     }
 
-    public void Write(long offset, ReadOnlySpan<byte> data) => RandomAccess.Write(_handle, data, offset);
+    public void Write(long offset, ReadOnlySpan<byte> data, IoEvent e)
+    {
+        _hook?.Before(this, e, offset, data.Length);
+        RandomAccess.Write(_handle, data, offset);
+        _hook?.After(this, e, offset, data.Length);
+    }
 
-    public void SetLength(long length) => RandomAccess.SetLength(_handle, length);
+    public void SetLength(long length)
+    {
+        _hook?.Before(this, IoEvent.Grow, length, 0);
+        RandomAccess.SetLength(_handle, length);
+        _hook?.After(this, IoEvent.Grow, length, 0);
+    }
+
+    /// <summary>Lets a hook fail an operation that is not I/O on this file (a copy-on-write read of the backing chain).</summary>
+    public void Announce(IoEvent e) => _hook?.Before(this, e, 0, 0);
 
     /// <summary>Data durable on return (fdatasync).</summary>
     public void Sync()
     {
+        _hook?.Before(this, IoEvent.Flush, 0, 0);
         int errno = LibC.Fdatasync(_handle);
         if (errno != 0)
         {
             throw new IOException($"{Path}: fdatasync failed (errno {errno})", errno);
         }
+
+        _hook?.After(this, IoEvent.Flush, 0, 0);
     }
 
     /// <summary>Makes the host range read as zeros, releasing the space when it can; writes zeros where the file system cannot.</summary>
     public void ZeroRange(long offset, long length, bool release)
     {
+        _hook?.Before(this, IoEvent.DataWrite, offset, length);
         int mode = (release ? LibC.FallocPunchHole : LibC.FallocZeroRange) | LibC.FallocKeepSize;
-        if (LibC.Fallocate(_handle, mode, offset, length) == 0)
+        if (LibC.Fallocate(_handle, mode, offset, length) != 0)
         {
-            return;
+            byte[] zeros = new byte[(int)Math.Min(length, 1 << 20)];
+            for (long done = 0; done < length; done += zeros.Length)
+            {
+                RandomAccess.Write(_handle, zeros.AsSpan(0, (int)Math.Min(zeros.Length, length - done)), offset + done);
+            }
         }
 
-        byte[] zeros = new byte[(int)Math.Min(length, 1 << 20)];
-        for (long done = 0; done < length; done += zeros.Length)
-        {
-            Write(offset + done, zeros.AsSpan(0, (int)Math.Min(zeros.Length, length - done)));
-        }
+        _hook?.After(this, IoEvent.DataWrite, offset, length);
     }
 
     /// <summary>Reserves host space without changing what reads return; false where unsupported.</summary>

@@ -41,6 +41,9 @@ public sealed record ImageOpenOptions
 
     public const long DefaultCacheBytes = 32L << 20;
 
+    /// <summary>Sees (and may fail) every I/O on the image file: fault injection in tests.</summary>
+    internal IHostFileHook? HostFileHook { get; init; }
+
     /// <summary>Receives one-line notices such as "repaired 3 corruptions".</summary>
     public Action<string>? Log { get; init; }
 }

@@ -36,18 +36,20 @@ internal sealed class ClusterAllocator
     /// <summary>Offsets below this (and past the header) are valid cluster offsets (QEMU: file size rounded down).</summary>
     public long ValidLimit { get; private set; }
 
+    /// <summary>Reserves clusters; when the file cannot grow (ENOSPC) it throws and nothing changes.</summary>
     public long Allocate(long clusters)
     {
         long at = End;
-        End += clusters * _clusterSize;
-        ValidLimit = End;
-        if (End > _fileLength)
+        long end = End + clusters * _clusterSize;
+        if (end > _fileLength)
         {
-            long target = Math.Max(End, _fileLength + _growStep);
+            long target = Math.Max(end, _fileLength + _growStep);
             _file.SetLength(target);
             _fileLength = target;
         }
 
+        End = end;
+        ValidLimit = end;
         return at;
     }
 

@@ -127,8 +127,10 @@ internal sealed class ClusterMapper
                     }
                 }
 
+                // Allocate first: if the file cannot grow, nothing below has happened yet.
                 table ??= CreateTableLocked(l1Index);
                 int clusters = (int)(last - first + 1);
+                long host = _allocator.Allocate(clusters);
                 for (long c = first; c <= last; c++)
                 {
                     _inFlight.Add(c);
@@ -136,7 +138,6 @@ internal sealed class ClusterMapper
 
                 table.Pins++;
                 _allocationsInFlight++;
-                long host = _allocator.Allocate(clusters);
                 long length2 = Math.Min(run.Length, ((last + 1) << bits) - offset);
                 return new WritePlan(offset, length2, host, Allocating: true, run.State, first, clusters, table);
             }

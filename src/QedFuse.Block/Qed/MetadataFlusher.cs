@@ -39,13 +39,13 @@ internal sealed class MetadataFlusher
                 _file.Sync();
                 foreach (var piece in snap.L2)
                 {
-                    _file.Write(piece.HostOffset, piece.Bytes);
+                    _file.Write(piece.HostOffset, piece.Bytes, piece.WasNew ? IoEvent.L2Alloc : IoEvent.L2Update);
                 }
 
                 if (snap.L1 is { } l1)
                 {
                     _file.Sync();
-                    _file.Write(l1.HostOffset, l1.Bytes);
+                    _file.Write(l1.HostOffset, l1.Bytes, IoEvent.L1Update);
                 }
 
                 _file.Sync();

@@ -41,7 +41,7 @@ internal sealed class NeedCheckFlag
     {
         Span<byte> bytes = stackalloc byte[QedHeader.Size];
         header.WriteTo(bytes);
-        _file.Write(0, bytes);
+        _file.Write(0, bytes, IoEvent.HeaderUpdate);
         _file.Sync();
         Header = header;
     }

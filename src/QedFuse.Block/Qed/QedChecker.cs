@@ -69,13 +69,13 @@ internal sealed class QedChecker
 
             if (CheckL2Table(i, (long)entry, l2, fixCorruptions))
             {
-                TryWrite((long)entry, TableIO.Encode(l2, 0, l2.Length), $"L2 table {i}");
+                TryWrite((long)entry, TableIO.Encode(l2, 0, l2.Length), $"L2 table {i}", IoEvent.L2Update);
             }
         }
 
         if (l1Changed)
         {
-            TryWrite(l1Offset, TableIO.Encode(l1, 0, l1.Length), "L1 table");
+            TryWrite(l1Offset, TableIO.Encode(l1, 0, l1.Length), "L1 table", IoEvent.L1Update);
         }
 
         long leaks = 0;
@@ -210,11 +210,11 @@ internal sealed class QedChecker
         return ok;
     }
 
-    private void TryWrite(long offset, byte[] bytes, string what)
+    private void TryWrite(long offset, byte[] bytes, string what, IoEvent ioEvent)
     {
         try
         {
-            _file.Write(offset, bytes);
+            _file.Write(offset, bytes, ioEvent);
             _file.Sync();
         }
         catch (IOException e)

@@ -20,7 +20,7 @@ public sealed class QedFormat : IImageFormat
         var role = options.ReadOnly
             ? (options.ForceShare ? ImageLock.Role.SharedReader : ImageLock.Role.Reader)
             : ImageLock.Role.Writer;
-        HostFile file = HostFile.Open(path, !options.ReadOnly, role);
+        HostFile file = HostFile.Open(path, !options.ReadOnly, role, options.HostFileHook);
         IBlockImage? backing = null;
         try
         {

@@ -85,7 +85,7 @@ internal sealed class QedImage : IBlockImage
             }
             else
             {
-                _file.Write(plan.HostOffset, part);
+                _file.Write(plan.HostOffset, part, IoEvent.DataWrite);
             }
 
             offset += plan.Length;
@@ -203,7 +203,7 @@ internal sealed class QedImage : IBlockImage
                 CopyFromBacking(plan.Offset + plan.Length, tail, plan.HostOffset + head + plan.Length);
             }
 
-            _file.Write(plan.HostOffset + head, data);
+            _file.Write(plan.HostOffset + head, data, IoEvent.DataWrite);
         }
         catch
         {
@@ -221,6 +221,7 @@ internal sealed class QedImage : IBlockImage
             return;
         }
 
+        _file.Announce(IoEvent.CowRead);
         byte[] buf = ArrayPool<byte>.Shared.Rent((int)Math.Min(length, CopyChunk));
         try
         {
@@ -228,7 +229,7 @@ internal sealed class QedImage : IBlockImage
             {
                 Span<byte> part = buf.AsSpan(0, (int)Math.Min(buf.Length, length - done));
                 BackingChain.Read(Backing, virtualOffset + done, part);
-                _file.Write(hostOffset + done, part);
+                _file.Write(hostOffset + done, part, IoEvent.DataWrite);
                 done += part.Length;
             }
         }

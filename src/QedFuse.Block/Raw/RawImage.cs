@@ -32,7 +32,7 @@ internal sealed class RawImage : IBlockImage
     public void Write(long offset, ReadOnlySpan<byte> data)
     {
         RequestBounds.CheckWrite(this, offset, data.Length);
-        _file.Write(offset, data);
+        _file.Write(offset, data, IoEvent.DataWrite);
     }
 
     public void WriteZeroes(long offset, long length, bool unmap)

@@ -7,12 +7,13 @@ namespace QedFuse.Reliability.Tests.Torture;
 /// block with a pattern that names the write, so a block's content tells which write put it
 /// there. A write is durable once an fsync that started after it completed has returned
 /// success. After a crash each block must hold its last durable value, or the value of a
-/// later write (completed or not): anything else (a lost acknowledged write, a torn or
-/// foreign value, garbage from another cluster) is a violation.
+/// later write (completed or not), sector by sector: anything else (a lost acknowledged
+/// write, a foreign value, garbage from another cluster) is a violation.
 /// </summary>
 internal sealed class DurabilityModel
 {
     public const int BlockSize = 4096;
+    public const int SectorSize = 512;
 
     private readonly object _gate = new();
     private readonly Dictionary<long, List<Write>> _history = [];
@@ -123,17 +124,38 @@ internal sealed class DurabilityModel
             }
         }
 
-        if (durable < 0 && actual.SequenceEqual(_initialBlock(block)))
+        // Sectors are the unit a disk writes atomically: a write that was not durable may have
+        // reached the disk in part, so each sector must hold that sector of some legal version.
+        var legal = new List<byte[]>();
+        if (durable < 0)
         {
-            return null;
+            legal.Add(_initialBlock(block));
         }
 
         for (int i = Math.Max(durable, 0); i < h.Count; i++)
         {
-            if (actual.SequenceEqual(Content(h[i], block)))
+            legal.Add(Content(h[i], block));
+        }
+
+        bool allSectorsLegal = true;
+        for (int s = 0; s < BlockSize; s += SectorSize)
+        {
+            bool matched = false;
+            foreach (byte[] version in legal)
             {
-                return null;
+                matched |= actual.Slice(s, SectorSize).SequenceEqual(version.AsSpan(s, SectorSize));
             }
+
+            if (!matched)
+            {
+                allSectorsLegal = false;
+                break;
+            }
+        }
+
+        if (allSectorsLegal)
+        {
+            return null;
         }
 
         string expected = durable < 0 ? "its initial value" : $"write #{h[durable].Id} (durable)";
