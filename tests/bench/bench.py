@@ -673,8 +673,8 @@ set style histogram clustered gap 1
 set style fill solid 0.85 border -1
 set boxwidth 0.9
 set logscale y 10
-set yrange [0.01:2]
-set ytics (0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2)
+set yrange [0.01:*]
+set ytics (0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2, 5, 10, 20)
 set ylabel 'speed relative to raw file (log; higher is better)'
 set grid ytics
 set key top right
