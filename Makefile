@@ -3,6 +3,8 @@
 #   make test     install missing test dependencies, build, run every test
 #   make demo     create a demo image, mount it, show it with standard tools, unmount
 #   make install  install to $(PREFIX) (default /usr/local)
+#   make bench    raw file vs qemu-storage-daemon FUSE export vs qedfuse (tests/bench/README.md);
+#                 make bench ARGS=--quick for the short version (not part of make test)
 
 SHELL       := /bin/bash
 PREFIX      ?= /usr/local
@@ -45,6 +47,11 @@ test: deps build
 	  awk -F'[:,]' '/(Passed|Failed)! +- Failed:/ { f += $$3; p += $$5; s += $$7 } \
 	    END { printf "\ntests: %d passed, %d failed, %d skipped\n", p, f, s; if (p + f == 0) exit 1 }' $(OUT)/test.log \
 	    && exit $$rc
+
+bench:
+	@tests/bench/deps.sh
+	$(MAKE) build
+	python3 tests/bench/bench.py --qedfuse $(CURDIR)/$(OUT)/qedfuse $(ARGS)
 
 demo: build
 	@tests/scripts/demo
