@@ -7,7 +7,7 @@ namespace QedFuse.Block.Qed;
 /// written. Guarded by the metadata lock.
 /// </summary>
 /// <remarks>
-/// The file is grown here, under the lock, in steps ahead of the allocations, and never
+/// The file is grown here, under the lock, in steps ahead of the allocations (an eighth of the file, 1 to 128 MiB), and never
 /// shrunk while the image is open: growing it later (in the flusher, say) would race with
 /// data writes already landing past the old end, and a truncate would destroy them. A crash
 /// leaves the unused tail of the last step as leaked clusters, which repair cuts off; a
@@ -17,7 +17,8 @@ internal sealed class ClusterAllocator
 {
     private readonly HostFile _file;
     private readonly long _clusterSize;
-    private readonly long _growStep;
+    private const long MinGrowStep = 1L << 20;
+    private const long MaxGrowStep = 128L << 20;
     private long _fileLength;
 
     public ClusterAllocator(HostFile file, long clusterSize)
@@ -27,7 +28,6 @@ internal sealed class ClusterAllocator
         _fileLength = file.Length;
         End = (_fileLength + clusterSize - 1) / clusterSize * clusterSize;
         ValidLimit = _fileLength / clusterSize * clusterSize;
-        _growStep = Math.Max(clusterSize, 1L << 20);
     }
 
     /// <summary>Where the next cluster goes; every cluster below it lies inside the file.</summary>
@@ -43,7 +43,10 @@ internal sealed class ClusterAllocator
         long end = End + clusters * _clusterSize;
         if (end > _fileLength)
         {
-            long target = Math.Max(end, _fileLength + _growStep);
+            // Grow ahead by an eighth of the file (1..128 MiB): few ftruncates for a streaming
+            // writer, a bounded tail for repair to cut off after a crash.
+            long step = Math.Clamp(_fileLength / 8, Math.Max(MinGrowStep, _clusterSize), Math.Max(MaxGrowStep, _clusterSize));
+            long target = Math.Max(end, (_fileLength + step) / _clusterSize * _clusterSize);
             _file.SetLength(target);
             _fileLength = target;
         }
