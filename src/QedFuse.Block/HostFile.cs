@@ -79,6 +79,31 @@ internal sealed class HostFile : IDisposable
 
     public void SetLength(long length) => RandomAccess.SetLength(_handle, length);
 
+    /// <summary>
+    /// Grows the file to at least <paramref name="length"/> bytes and never shrinks it, even
+    /// while other threads extend it by writing past the end (ftruncate would cut their data off).
+    /// </summary>
+    public void EnsureLength(long length)
+    {
+        if (length <= 0 || Length >= length)
+        {
+            return;
+        }
+
+        // fallocate mode 0 on the last byte extends the size and leaves every existing byte alone.
+        if (LibC.Fallocate(_handle, 0, length - 1, 1) == 0)
+        {
+            return;
+        }
+
+        // File systems without fallocate: a racing extension past 'length' is possible here,
+        // but the check right before keeps the window small.
+        if (Length < length)
+        {
+            SetLength(length);
+        }
+    }
+
     /// <summary>Data durable on return (fdatasync).</summary>
     public void Sync()
     {

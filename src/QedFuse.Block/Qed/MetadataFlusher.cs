@@ -36,10 +36,7 @@ internal sealed class MetadataFlusher
             try
             {
                 _needCheck.Set();
-                if (_file.Length < snap.FileEnd)
-                {
-                    _file.SetLength(snap.FileEnd);
-                }
+                _file.EnsureLength(snap.FileEnd);
 
                 _file.Sync();
                 foreach (var piece in snap.L2)
