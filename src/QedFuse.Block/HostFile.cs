@@ -136,5 +136,9 @@ internal sealed class HostFile : IDisposable
 
     public long AllocatedBytes => Math.Max(0, LibC.AllocatedBytes(_handle));
 
-    public void Dispose() => _handle.Dispose();
+    public void Dispose()
+    {
+        ImageLock.Release(_handle);
+        _handle.Dispose();
+    }
 }

@@ -62,6 +62,25 @@ internal static class ImageLock
         }
     }
 
+    /// <summary>
+    /// Drops every lock byte this open file description holds. Closing the descriptor is not
+    /// enough: a child forked by another thread (Process.Start) shares the description until it
+    /// execs, and the locks live as long as the description does.
+    /// </summary>
+    public static void Release(SafeFileHandle fd)
+    {
+        if (fd.IsClosed || fd.IsInvalid)
+        {
+            return;
+        }
+
+        for (int p = ConsistentRead; p <= Resize; p++)
+        {
+            LibC.SetOfdLock(fd, PermBase + p, LibC.LockNone);
+            LibC.SetOfdLock(fd, SharedBase + p, LibC.LockNone);
+        }
+    }
+
     private static void Test(SafeFileHandle fd, string path, long offset, string what)
     {
         if (LibC.OfdLockConflicts(fd, offset, LibC.LockWrite, out int errno))

@@ -151,6 +151,9 @@ internal sealed class QedChecker
                 continue;
             }
 
+            // Like qemu-img check, "allocated" counts every entry that claims a data cluster,
+            // whether or not the offset turns out valid or shared.
+            _allocated++;
             long virtualOffset = ((long)l1Index * _geo.TableEntries + j) << _geo.ClusterBits;
             if (!IsValidDataOffset(entry))
             {
@@ -164,10 +167,7 @@ internal sealed class QedChecker
                 continue;
             }
 
-            if (MarkUsed((long)entry, 1, $"data cluster for virtual offset {virtualOffset}"))
-            {
-                _allocated++;
-            }
+            MarkUsed((long)entry, 1, $"data cluster for virtual offset {virtualOffset}");
         }
 
         return changed;

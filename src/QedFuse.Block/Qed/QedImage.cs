@@ -136,7 +136,8 @@ internal sealed class QedImage : IBlockImage
         ClusterSize = _geo.ClusterSize,
         BackingFilename = _backingName,
         FullBackingFilename = _backingName is null ? null : QedFormat.CombineLikeQemu(Path, _backingName),
-        BackingFilenameFormat = _needCheck.Header.BackingIsRaw ? "raw" : Backing?.FormatName,
+        // QED records a backing format only as the "raw, do not probe" bit; qemu-img info prints none otherwise.
+        BackingFilenameFormat = _needCheck.Header.BackingIsRaw ? "raw" : null,
         DirtyFlag = _needCheck.IsSet,
     };
 
