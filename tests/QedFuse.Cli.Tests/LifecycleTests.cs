@@ -164,4 +164,54 @@ public sealed class LifecycleTests
         RunResult check = Qemu.ImgRaw("check", "-U", img);
         Assert.True(check.ExitCode == 0, check.ToString());
     }
+
+    [Fact]
+    public void ForegroundMountEndsCleanlyOnSigterm()
+    {
+        using var t = new TempDir();
+        string img = t["a.qed"];
+        Qemu.CreateQed(img, "64M");
+        string mnt = t.Dir("mnt");
+        var psi = new System.Diagnostics.ProcessStartInfo(Env.Qedfuse) { RedirectStandardOutput = true, RedirectStandardError = true };
+        foreach (string a in new[] { "mount", "-f", "--flush-interval", "0", img, mnt })
+        {
+            psi.ArgumentList.Add(a);
+        }
+
+        using var p = System.Diagnostics.Process.Start(psi)!;
+        var err = new System.Text.StringBuilder();
+        p.ErrorDataReceived += (_, e) => { lock (err) { err.AppendLine(e.Data); } };
+        p.OutputDataReceived += (_, _) => { };
+        p.BeginErrorReadLine();
+        p.BeginOutputReadLine();
+        string Stderr() { lock (err) { return err.ToString(); } }
+        try
+        {
+            Wait.Until(() => Mounts.IsQedfuseMount(mnt) || p.HasExited, TimeSpan.FromSeconds(30), "the foreground mount");
+            Assert.False(p.HasExited, $"foreground mount exited: {Stderr()}");
+            byte[] data = ImageFile.Bytes(100_000, 8);
+            using (var fs = new FileStream(Path.Combine(mnt, "a.raw"), FileMode.Open, FileAccess.ReadWrite, FileShare.ReadWrite, 1))
+            {
+                fs.Position = 123_456;
+                fs.Write(data);
+            }
+
+            Assert.Equal(0, LibC.Kill(p.Id, SIGTERM));
+            Assert.True(p.WaitForExit(TimeSpan.FromSeconds(30)), "foreground daemon did not exit on SIGTERM");
+            Assert.True(p.ExitCode == 0, $"exit {p.ExitCode}: {Stderr()}");
+            Assert.False(Mounts.IsMounted(mnt));
+            Assert.False(ImageFile.NeedCheck(img));
+            Assert.Equal(0, Qemu.Check(img).ExitCode);
+            Qemu.ToRaw(img, t["out.raw"]);
+            Assert.True(data.AsSpan().SequenceEqual(ImageFile.ReadRange(t["out.raw"], 123_456, data.Length)));
+        }
+        finally
+        {
+            if (!p.HasExited)
+            {
+                Mounts.ForceCleanup(mnt, p.Id);
+                p.Kill();
+            }
+        }
+    }
 }
