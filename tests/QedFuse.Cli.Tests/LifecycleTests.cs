@@ -45,6 +45,17 @@ public sealed class LifecycleTests
         Assert.True(ImageFile.NeedCheck(img) || before.ExitCode == 0, $"need-check clear but the image is inconsistent: {before}");
         Assert.True(ImageFile.NeedCheck(img), "allocating writes were acknowledged without need-check set on disk");
 
+        // A read-only mount must not repair (nothing is written on a read-only open).
+        string crashed = ImageFile.Hash(img);
+        using (var m = Mounted.Start(mnt, [img], ["-o", "ro"]))
+        {
+            Assert.True(ImageFile.ReadRange(m.File(), 0, 4096).All(b => b == 0x61));
+            Assert.Equal(0, m.Unmount().ExitCode);
+        }
+
+        Assert.Equal(crashed, ImageFile.Hash(img));
+        Assert.True(ImageFile.NeedCheck(img));
+
         using (var m = Mounted.Start(mnt, img))
         {
             Assert.Contains("need-check", m.MountResult.Stderr);
