@@ -231,9 +231,16 @@ internal sealed class ImageFileSystem : IFuseFileSystem
             return -Errno.EINVAL;
         }
 
+        // The file cannot grow: without KEEP_SIZE a range reaching past the end would make the
+        // kernel extend its cached size after our success, so it fails like a full disk.
+        if ((mode & FallocKeepSize) == 0 && (offset >= size || length > size - offset))
+        {
+            return -Errno.ENOSPC;
+        }
+
         if (offset >= size)
         {
-            return (mode & FallocKeepSize) != 0 ? 0 : -Errno.ENOSPC;
+            return 0;
         }
 
         long n = Math.Min(length, size - offset);

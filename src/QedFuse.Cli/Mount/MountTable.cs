@@ -24,6 +24,59 @@ internal static class MountTable
         }
     }
 
+    /// <summary>
+    /// The one spelling of a mount point the kernel shows in mountinfo (and our pid file is
+    /// keyed by): absolute, symlinks resolved, no "." / ".." / trailing slash. A path that does
+    /// not exist is only made absolute.
+    /// </summary>
+    public static string Canonical(string path)
+    {
+        string full = Path.GetFullPath(path);
+        string resolved = "/";
+        int hops = 0;
+        var pending = new Stack<string>(full.Split('/', StringSplitOptions.RemoveEmptyEntries).Reverse());
+        while (pending.TryPop(out string? part))
+        {
+            if (part == ".")
+            {
+                continue;
+            }
+
+            if (part == "..")
+            {
+                resolved = Path.GetDirectoryName(resolved) ?? "/";
+                continue;
+            }
+
+            string next = Path.Combine(resolved, part);
+            FileSystemInfo info = new FileInfo(next);
+            if (info.LinkTarget is { } target)
+            {
+                if (++hops > 40)
+                {
+                    return full.Length > 1 ? full.TrimEnd('/') : full;
+                }
+
+                // Re-walk the link target, relative to the directory holding the link.
+                foreach (string p in target.Split('/', StringSplitOptions.RemoveEmptyEntries).Reverse())
+                {
+                    pending.Push(p);
+                }
+
+                if (target.StartsWith('/'))
+                {
+                    resolved = "/";
+                }
+
+                continue;
+            }
+
+            resolved = next;
+        }
+
+        return resolved;
+    }
+
     public static string PidFile(string mountPoint) => Path.Combine(RuntimeDir, Uri.EscapeDataString(mountPoint) + ".pid");
 
     /// <summary>Written by a daemon whose images did not close cleanly; read (and removed) by unmount.</summary>

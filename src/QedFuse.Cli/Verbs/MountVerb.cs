@@ -78,7 +78,7 @@ internal static class MountVerb
     private static MountSettings Validate(MountOptions o)
     {
         var paths = o.Paths.ToList();
-        string mountPoint = Path.GetFullPath(paths[^1]);
+        string mountPoint = MountTable.Canonical(paths[^1]);
         var images = paths[..^1].Select(Path.GetFullPath).ToList();
 
         bool ro = false, allowOther = false, forceShare = false;

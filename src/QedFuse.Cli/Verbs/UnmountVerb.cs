@@ -18,7 +18,7 @@ internal static class UnmountVerb
 {
     public static int Run(UnmountOptions o)
     {
-        string mountPoint = Path.GetFullPath(o.MountPoint);
+        string mountPoint = MountTable.Canonical(o.MountPoint);
         if (!MountTable.IsOurMount(mountPoint))
         {
             throw new UsageException($"{mountPoint}: not a qedfuse mount");
