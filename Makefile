@@ -44,7 +44,7 @@ test: deps build
 	$(DOTNET) build QedFuse.sln -c $(CONFIG) --nologo -v quiet
 	@set -o pipefail; QEDFUSE=$(CURDIR)/$(OUT)/qedfuse $(DOTNET) test QedFuse.sln -c $(CONFIG) --no-build --nologo \
 	  --logger "console;verbosity=normal" 2>&1 | tee $(OUT)/test.log; rc=$$?; \
-	  awk -F'[:,]' '/(Passed|Failed)! +- Failed:/ { f += $$3; p += $$5; s += $$7 } \
+	  awk '/^ +Passed: +[0-9]+$$/ { p += $$2 } /^ +Failed: +[0-9]+$$/ { f += $$2 } /^ +Skipped: +[0-9]+$$/ { s += $$2 } \
 	    END { printf "\ntests: %d passed, %d failed, %d skipped\n", p, f, s; if (p + f == 0) exit 1 }' $(OUT)/test.log \
 	    && exit $$rc
 

@@ -43,6 +43,17 @@ public sealed class ErrorTests
     }
 
     [Fact]
+    public void FileThatIsNotAnImageIsRefused()
+    {
+        using var t = new TempDir();
+        string mnt = t.Dir("mnt");
+        File.WriteAllText(t["notes.qed"], "not a disk image, just text\n");
+        string hash = ImageFile.Hash(t["notes.qed"]);
+        AssertRefused(Mounted.TryMount(mnt, [t["notes.qed"]], []), mnt, t["notes.qed"]);
+        Assert.Equal(hash, ImageFile.Hash(t["notes.qed"]));
+    }
+
+    [Fact]
     public void MissingBackingFile()
     {
         using var t = new TempDir();

@@ -10,8 +10,8 @@ namespace QedFuse.Block.Qed;
 /// The file is grown here, under the lock, in steps ahead of the allocations (an eighth of the file, 1 to 128 MiB), and never
 /// shrunk while the image is open: growing it later (in the flusher, say) would race with
 /// data writes already landing past the old end, and a truncate would destroy them. A crash
-/// leaves the unused tail of the last step as leaked clusters, which repair cuts off; a
-/// clean close trims it (<see cref="TrimFile"/>).
+/// leaves the unused tail of the last step as leaked clusters, which repair cuts off; every
+/// flush pass trims it (<see cref="TrimFile"/>).
 /// </remarks>
 internal sealed class ClusterAllocator
 {
@@ -56,7 +56,7 @@ internal sealed class ClusterAllocator
         return at;
     }
 
-    /// <summary>Cuts the file back to the last allocated cluster (at close, when nothing is in flight).</summary>
+    /// <summary>Cuts the file back to the last allocated cluster; nothing is ever written past it.</summary>
     public void TrimFile()
     {
         if (_fileLength > End)

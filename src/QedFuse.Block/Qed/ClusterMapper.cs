@@ -205,7 +205,7 @@ internal sealed class ClusterMapper
         }
     }
 
-    /// <summary>Gives back the file's unused tail (clean close: nothing dirty, nothing in flight).</summary>
+    /// <summary>Gives back the file's unused grow-ahead tail; safe at any time, as it runs under the lock that allocates.</summary>
     public void TrimFile()
     {
         lock (_lock)

@@ -3,8 +3,8 @@ namespace QedFuse.Block.Qed;
 /// <summary>
 /// Writes dirty metadata back in the order that keeps the image consistent after a crash at
 /// any point: need-check on disk; data durable (the allocator has already grown the file);
-/// L2 tables (new ones whole); durable; then the L1 entries that point to new tables;
-/// durable. Flush passes never overlap.
+/// L2 tables (new ones whole); durable; then the L1 entries that point to new tables; the
+/// file trimmed to the last allocated cluster; durable. Flush passes never overlap.
 /// </summary>
 internal sealed class MetadataFlusher
 {
@@ -28,6 +28,7 @@ internal sealed class MetadataFlusher
             MetadataSnapshot snap = _mapper.TakeSnapshot();
             if (snap.IsEmpty)
             {
+                _mapper.TrimFile();
                 _file.Sync();
                 return;
             }
@@ -48,6 +49,8 @@ internal sealed class MetadataFlusher
                     _file.Write(l1.HostOffset, l1.Bytes, IoEvent.L1Update);
                 }
 
+                // The allocator's grow-ahead tail would read as leaked clusters: give it back.
+                _mapper.TrimFile();
                 _file.Sync();
                 written = true;
             }

@@ -174,9 +174,6 @@ internal sealed class QedImage : IBlockImage
         {
             if (!IsReadOnly)
             {
-                // Trim before marking clean, so a crash in between leaves at worst a leak.
-                _flusher.Flush();
-                _mapper.TrimFile();
                 _flusher.Checkpoint();
             }
         }

@@ -19,13 +19,21 @@ internal static class Daemon
         {
             foreach (string path in s.Images)
             {
-                images.Add(ImageOpener.Open(path, new ImageOpenOptions
+                IBlockImage image = ImageOpener.Open(path, new ImageOpenOptions
                 {
                     ReadOnly = s.ReadOnly,
                     ForceShare = s.ForceShare,
                     CacheBytes = s.CacheBytes,
                     Log = Log.Warn,
-                }));
+                });
+                images.Add(image);
+
+                // Probing falls back to raw for anything unrecognised; showing a file that is not
+                // an image as a "disk" would only hide the user's mistake.
+                if (image.FormatName == "raw")
+                {
+                    throw new BadImageException(path, "not a disk image qedfuse can mount (no QED header found)");
+                }
                 Log.Info($"opened {path} ({(s.ReadOnly ? "read-only" : "read-write")})");
             }
         }
