@@ -1,6 +1,7 @@
 # qedfuse — build, test, install.
 #   make          build and leave the launcher at out/qedfuse
 #   make test     install missing test dependencies, build, run every test
+#   make fuzz     fuzz the QED engine with many more cases, from a random seed
 #   make demo     create a demo image, mount it, show it with standard tools, unmount
 #   make install  install to $(PREFIX) (default /usr/local)
 
@@ -45,6 +46,18 @@ test: deps build
 	  awk -F'[:,]' '/(Passed|Failed)! +- Failed:/ { f += $$3; p += $$5; s += $$7 } \
 	    END { printf "\ntests: %d passed, %d failed, %d skipped\n", p, f, s; if (p + f == 0) exit 1 }' $(OUT)/test.log \
 	    && exit $$rc
+
+# Fuzzing: QEDFUSE_FUZZ_SEED repeats a run, QEDFUSE_FUZZ_REPLAY=<case seed> reruns one failing
+# case, QEDFUSE_FUZZ_CASES / QEDFUSE_FUZZ_SECONDS bound the run (make test runs a small fixed one).
+QEDFUSE_FUZZ_CASES   ?= 1000000
+QEDFUSE_FUZZ_SECONDS ?= 600
+fuzz:
+	@seed=$${QEDFUSE_FUZZ_SEED:-$$(( $$(od -An -N4 -tu4 /dev/urandom) % 2147483647 ))}; \
+	echo "fuzz: seed $$seed (repeat with: make fuzz QEDFUSE_FUZZ_SEED=$$seed)"; \
+	set -o pipefail; QEDFUSE_FUZZ_SEED=$$seed QEDFUSE_FUZZ_CASES=$(QEDFUSE_FUZZ_CASES) QEDFUSE_FUZZ_SECONDS=$(QEDFUSE_FUZZ_SECONDS) \
+	  $(DOTNET) test tests/QedFuse.Reliability.Tests -c $(CONFIG) --nologo --filter "FullyQualifiedName~Fuzzed_images_fail_cleanly" \
+	  --logger "console;verbosity=normal" 2>&1 | grep -v '^\s*$$' | grep -E '^ *fuzz:|FUZZ FAILURE|case seed|Passed|Failed|error' ; \
+	rc=$$?; echo "fuzz: seed $$seed"; exit $$rc
 
 demo: build
 	@tests/scripts/demo
