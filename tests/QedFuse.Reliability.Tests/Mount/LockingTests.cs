@@ -88,7 +88,7 @@ public sealed class LockingTests : IDisposable
         Assert.True(Proc.WaitUntil(() => !QemuHolder.WriteLockHeld(_image), LockWait));
         ProcResult read = Proc.Ok("qemu-io", "-f", "qed", "-c", "read -P 0x77 2M 64k", _image);
         Assert.DoesNotContain("fail", read.Stdout, StringComparison.OrdinalIgnoreCase);
-        Proc.Ok("qemu-img", "check", _image);
+        QemuCheck.AssertClean(_image);
     }
 
     [Fact]
