@@ -15,7 +15,7 @@ public static class FuzzCase
     public const long AllocationBound = 64L << 20;
     private const int Chunk = 1 << 20;
     private const long WholeReadLimit = 64L << 20;
-    private const int MaxWalkSteps = 1_000_000;
+    private const int MaxWalkSteps = 8_000_000;
 
     [ThreadStatic]
     private static byte[]? t_buffer;
