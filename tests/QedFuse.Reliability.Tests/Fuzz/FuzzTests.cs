@@ -132,15 +132,21 @@ public sealed class FuzzTests(ITestOutputHelper output)
         {
             foreach (string f in failures)
             {
-                Console.WriteLine($"FUZZ FAILURE: {f}");
+                foreach (string line in f.Split('\n'))
+                {
+                    Console.WriteLine($"FUZZ FAILURE: {line}");
+                }
             }
 
             Assert.Fail($"{failures.Count} failing fuzz case(s) (QEDFUSE_FUZZ_SEED={baseSeed}; replay one with QEDFUSE_FUZZ_REPLAY=<case seed>):\n"
                 + string.Join("\n", failures));
         }
 
-        Assert.True(stats.Cases >= Math.Min(cases, 200), $"only {stats.Cases} cases ran");
-        Assert.True(stats.OpenedRo > stats.Cases / 5, "too few mutated images opened: the fuzzer is not reaching the tables");
+        if (replay is null)
+        {
+            Assert.True(stats.Cases >= Math.Min(cases, 200), $"only {stats.Cases} cases ran");
+            Assert.True(stats.OpenedRo > stats.Cases / 5, "too few mutated images opened: the fuzzer is not reaching the tables");
+        }
     }
 
     public static int CaseSeed(int baseSeed, int i) => unchecked((int)((uint)baseSeed * 2654435761u + (uint)i * 40503u));
