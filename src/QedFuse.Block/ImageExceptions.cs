@@ -7,7 +7,7 @@ namespace QedFuse.Block;
 public class BadImageException : IOException
 {
     public BadImageException(string path, string problem)
-        : base($"{path}: {problem}")
+        : base(OneLine($"{path}: {problem}"))
     {
         ImagePath = path;
         Problem = problem;
@@ -15,6 +15,18 @@ public class BadImageException : IOException
 
     public string ImagePath { get; }
     public string Problem { get; }
+
+    /// <summary>A file name from a hostile header may hold control characters: show them escaped, keep the message one line.</summary>
+    internal static string OneLine(string text)
+    {
+        var sb = new System.Text.StringBuilder(text.Length);
+        foreach (char c in text)
+        {
+            sb.Append(char.IsControl(c) ? $"\\x{(int)c:x2}" : c);
+        }
+
+        return sb.ToString();
+    }
 }
 
 /// <summary>
@@ -26,7 +38,7 @@ public sealed class CorruptImageException : IOException
     public const int Eio = 5;
 
     public CorruptImageException(string path, string problem)
-        : base($"{path}: {problem}", Eio)
+        : base(BadImageException.OneLine($"{path}: {problem}"), Eio)
     {
         ImagePath = path;
     }

@@ -46,10 +46,12 @@ internal sealed record QedHeader
         head.Length >= 4 && BinaryPrimitives.ReadUInt32LittleEndian(head) == Magic;
 
     /// <summary>The largest virtual size this geometry can address: L1 entries x L2 entries x cluster size.</summary>
+    /// <remarks>Capped at <see cref="long.MaxValue"/>: the largest geometries overflow 64 bits, and offsets are signed.</remarks>
     public static ulong MaxImageSize(uint clusterSize, uint tableSize)
     {
-        ulong entries = (ulong)tableSize * clusterSize / sizeof(ulong);
-        return entries * entries * clusterSize;
+        UInt128 entries = (UInt128)tableSize * clusterSize / sizeof(ulong);
+        UInt128 max = entries * entries * clusterSize;
+        return max > long.MaxValue ? long.MaxValue / 512 * 512 : (ulong)max;
     }
 
     public static bool IsValidClusterSize(ulong v) => BitOperations.IsPow2(v) && v >= MinClusterSize && v <= MaxClusterSize;

@@ -14,6 +14,11 @@ internal static class Daemon
     /// <summary>Serves the mount; <paramref name="ready"/> runs once it is live. Returns the exit code.</summary>
     public static int Serve(MountSettings s, Action ready)
     {
+        if (s.ForceShare)
+        {
+            Log.Warn("force_share: the images may be in use by another program; what the mount shows can be stale or inconsistent");
+        }
+
         var images = new List<IBlockImage>();
         try
         {
