@@ -24,7 +24,7 @@ internal sealed class ClusterMapper
     private readonly L2Cache _cache;
     private readonly ClusterAllocator _allocator;
     private readonly HashSet<long> _inFlight = [];
-    private DirtyRange _l1Dirty = new();
+    private DirtyRange _l1Dirty;
     private int _waiters;
     private int _allocationsInFlight;
 
@@ -222,7 +222,8 @@ internal sealed class ClusterMapper
             var snap = new MetadataSnapshot();
             foreach (var t in _cache.Tables)
             {
-                if (!t.IsDirty)
+                // A table still being read holds no valid entries yet (and cannot be dirty).
+                if (!t.IsDirty || t.Loading)
                 {
                     continue;
                 }

@@ -4,8 +4,8 @@ namespace QedFuse.Reliability.Tests.Torture;
 /// A random mix of block writes (1..8 blocks), zero/punch ranges and fsyncs from several
 /// threads, recorded in a <see cref="DurabilityModel"/>. The address space is a few windows
 /// placed where bugs live: the start, across an L2 table boundary, the end of the disk, and
-/// one at random. Threads own interleaved 32 KiB stripes, so byte ranges never overlap while
-/// two threads still allocate the same 64 KiB cluster at once.
+/// one at random. Threads own interleaved 32 KiB stripes (by absolute stripe number), so byte
+/// ranges never overlap while two threads still allocate the same 64 KiB cluster at once.
 /// </summary>
 internal sealed class TortureWorkload
 {
@@ -46,9 +46,18 @@ internal sealed class TortureWorkload
         byte[] buf = new byte[StripeBlocks * DurabilityModel.BlockSize];
         for (int op = 0; op < maxOps && !stop.IsCancellationRequested; op++)
         {
-            long window = _windowStarts[rng.Next(_windowStarts.Length)];
-            long stripe = rng.Next(WindowBlocks / StripeBlocks / threads) * threads + thread;
-            long first = window + stripe * StripeBlocks;
+            // Ownership goes by absolute stripe number, so that windows that overlap (small disks)
+            // still never give one block to two threads.
+            long firstStripe = _windowStarts[rng.Next(_windowStarts.Length)] / StripeBlocks;
+            const int stripesPerWindow = WindowBlocks / StripeBlocks;
+            long stripe = firstStripe + rng.Next(stripesPerWindow);
+            stripe += ((thread - stripe % threads) + threads) % threads;
+            if (stripe >= firstStripe + stripesPerWindow)
+            {
+                stripe -= threads;
+            }
+
+            long first = stripe * StripeBlocks;
             int skip = rng.Next(StripeBlocks);
             int count = 1 + rng.Next(StripeBlocks - skip);
             first += skip;
