@@ -271,49 +271,40 @@ internal static unsafe class FuseOperations
     [UnmanagedCallersOnly]
     private static void OnFlush(nint req, ulong ino, FuseFileInfo* fi)
     {
-        int err;
         try
         {
-            int result = Session(req).FileSystem.Flush(ino, fi->Fh);
-            err = result >= 0 ? 0 : Errno.FromResult(result);
+            ReplyStatus(req, Session(req).FileSystem.Flush(ino, fi->Fh));
         }
         catch (Exception e)
         {
-            err = Errno.FromException(e);
+            LibFuse.fuse_reply_err(req, Errno.FromException(e));
         }
-        LibFuse.fuse_reply_err(req, err);
     }
 
     [UnmanagedCallersOnly]
     private static void OnRelease(nint req, ulong ino, FuseFileInfo* fi)
     {
-        int err;
         try
         {
-            int result = Session(req).FileSystem.Release(ino, fi->Fh);
-            err = result >= 0 ? 0 : Errno.FromResult(result);
+            ReplyStatus(req, Session(req).FileSystem.Release(ino, fi->Fh));
         }
         catch (Exception e)
         {
-            err = Errno.FromException(e);
+            LibFuse.fuse_reply_err(req, Errno.FromException(e));
         }
-        LibFuse.fuse_reply_err(req, err);
     }
 
     [UnmanagedCallersOnly]
     private static void OnFsync(nint req, ulong ino, int datasync, FuseFileInfo* fi)
     {
-        int err;
         try
         {
-            int result = Session(req).FileSystem.Fsync(ino, fi->Fh, datasync != 0);
-            err = result >= 0 ? 0 : Errno.FromResult(result);
+            ReplyStatus(req, Session(req).FileSystem.Fsync(ino, fi->Fh, datasync != 0));
         }
         catch (Exception e)
         {
-            err = Errno.FromException(e);
+            LibFuse.fuse_reply_err(req, Errno.FromException(e));
         }
-        LibFuse.fuse_reply_err(req, err);
     }
 
     [UnmanagedCallersOnly]
@@ -374,17 +365,14 @@ internal static unsafe class FuseOperations
     [UnmanagedCallersOnly]
     private static void OnFallocate(nint req, ulong ino, int mode, long offset, long length, FuseFileInfo* fi)
     {
-        int err;
         try
         {
-            int result = Session(req).FileSystem.Fallocate(ino, fi->Fh, mode, offset, length);
-            err = result >= 0 ? 0 : Errno.FromResult(result);
+            ReplyStatus(req, Session(req).FileSystem.Fallocate(ino, fi->Fh, mode, offset, length));
         }
         catch (Exception e)
         {
-            err = Errno.FromException(e);
+            LibFuse.fuse_reply_err(req, Errno.FromException(e));
         }
-        LibFuse.fuse_reply_err(req, err);
     }
 
     [UnmanagedCallersOnly]
@@ -407,4 +395,8 @@ internal static unsafe class FuseOperations
         }
         LibFuse.fuse_reply_err(req, err);
     }
+
+    /// <summary>Replies to an operation whose only answer is success or an errno.</summary>
+    private static void ReplyStatus(nint req, int result) =>
+        LibFuse.fuse_reply_err(req, result >= 0 ? 0 : Errno.FromResult(result));
 }

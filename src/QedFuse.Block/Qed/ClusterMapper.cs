@@ -83,9 +83,7 @@ internal sealed class ClusterMapper
     {
         lock (_lock)
         {
-            long segment = Math.Min(length, _geo.BytesToTableEnd(offset));
-            L2Table? table = TableLocked(_geo.L1Index(offset));
-            return table is null ? new Allocation(AllocationState.Unallocated, segment) : RunLocked(table, offset, segment);
+            return LookupLocked(offset, length, out _);
         }
     }
 
@@ -101,10 +99,7 @@ internal sealed class ClusterMapper
         {
             while (true)
             {
-                int l1Index = _geo.L1Index(offset);
-                long segment = Math.Min(length, _geo.BytesToTableEnd(offset));
-                L2Table? table = TableLocked(l1Index);
-                Allocation run = table is null ? new(AllocationState.Unallocated, segment) : RunLocked(table, offset, segment);
+                Allocation run = LookupLocked(offset, length, out L2Table? table);
                 if (run.State == AllocationState.Data)
                 {
                     return new WritePlan(offset, run.Length, run.HostOffset, Allocating: false);
@@ -128,7 +123,7 @@ internal sealed class ClusterMapper
                 }
 
                 // Allocate first: if the file cannot grow, nothing below has happened yet.
-                table ??= CreateTableLocked(l1Index);
+                table ??= CreateTableLocked(_geo.L1Index(offset));
                 int clusters = (int)(last - first + 1);
                 long host = _allocator.Allocate(clusters);
                 for (long c = first; c <= last; c++)
@@ -179,10 +174,7 @@ internal sealed class ClusterMapper
         {
             while (true)
             {
-                int l1Index = _geo.L1Index(offset);
-                long segment = Math.Min(length, _geo.BytesToTableEnd(offset));
-                L2Table? table = TableLocked(l1Index);
-                Allocation run = table is null ? new(AllocationState.Unallocated, segment) : RunLocked(table, offset, segment);
+                Allocation run = LookupLocked(offset, length, out L2Table? table);
                 if (run.State != AllocationState.Unallocated)
                 {
                     return run;
@@ -196,7 +188,7 @@ internal sealed class ClusterMapper
                     continue;
                 }
 
-                table ??= CreateTableLocked(l1Index);
+                table ??= CreateTableLocked(_geo.L1Index(offset));
                 int index = _geo.L2Index(offset);
                 table.Entries.AsSpan(index, (int)count).Fill(QedFormat.ZeroClusterEntry);
                 table.Dirty.Mark(index, index + (int)count - 1);
@@ -272,6 +264,14 @@ internal sealed class ClusterMapper
 
             _cache.EvictDownToCapacity();
         }
+    }
+
+    /// <summary>The run at <paramref name="offset"/>, cut at the end of its L2 table, and that table (null: no table yet).</summary>
+    private Allocation LookupLocked(long offset, long length, out L2Table? table)
+    {
+        long segment = Math.Min(length, _geo.BytesToTableEnd(offset));
+        table = TableLocked(_geo.L1Index(offset));
+        return table is null ? new Allocation(AllocationState.Unallocated, segment) : RunLocked(table, offset, segment);
     }
 
     private L2Table? TableLocked(int l1Index)
