@@ -77,7 +77,7 @@ torture: deps build
 	echo "torture: seed $$seed (repeat with: make torture QEDFUSE_TORTURE_SEED=$$seed)"; \
 	QEDFUSE=$(CURDIR)/$(OUT)/qedfuse QEDFUSE_TORTURE_SEED=$$seed QEDFUSE_TORTURE_ROUNDS=$(TORTURE_ROUNDS) \
 	  QEDFUSE_TORTURE_MOUNT_ROUNDS=$(TORTURE_MOUNT_ROUNDS) $(DOTNET) test tests/QedFuse.Reliability.Tests -c $(CONFIG) \
-	  --nologo --filter "FullyQualifiedName~Torture" --logger "console;verbosity=normal"; \
+	  --nologo --filter "FullyQualifiedName~Torture" --logger "console;verbosity=detailed"; \
 	rc=$$?; echo "torture: seed $$seed"; exit $$rc
 
 

@@ -54,6 +54,9 @@ public interface IBlockImage : IDisposable
     /// <summary>The fields qemu-img info prints for this image (not its backing chain).</summary>
     ImageInfo GetInfo();
 
-    /// <summary>Checks metadata consistency and optionally repairs it (qemu-img check semantics).</summary>
+    /// <summary>
+    /// Checks metadata consistency and optionally repairs it (qemu-img check semantics). An
+    /// administrative operation: it must not run while other requests are in flight.
+    /// </summary>
     CheckResult Check(CheckRepair repair);
 }
