@@ -85,7 +85,11 @@ internal static class MountTable
     public static void WritePid(string mountPoint)
     {
         Directory.CreateDirectory(RuntimeDir);
-        File.WriteAllText(PidFile(mountPoint), $"{Environment.ProcessId}\n");
+        RemoveStaleRecords();
+        // Written whole and renamed into place: a concurrent sweep never sees it half written.
+        string temp = $"{PidFile(mountPoint)}.tmp-{Environment.ProcessId}";
+        File.WriteAllText(temp, $"{Environment.ProcessId}\n");
+        File.Move(temp, PidFile(mountPoint), overwrite: true);
         File.Delete(ErrorFile(mountPoint));
     }
 
@@ -98,6 +102,25 @@ internal static class MountTable
         catch (IOException)
         {
             return null;
+        }
+    }
+
+    /// <summary>A daemon killed outright (SIGKILL, power loss) cannot remove its pid file: sweep those.</summary>
+    private static void RemoveStaleRecords()
+    {
+        foreach (string file in Directory.EnumerateFiles(RuntimeDir, "*.pid"))
+        {
+            try
+            {
+                if (int.TryParse(File.ReadAllText(file).Trim(), out int pid) && !IsAlive(pid))
+                {
+                    File.Delete(file);
+                }
+            }
+            catch (IOException)
+            {
+                // another daemon is writing or removing it: not ours to judge
+            }
         }
     }
 
