@@ -125,9 +125,6 @@ internal sealed class HostFile : IDisposable
         _hook?.After(this, IoEvent.DataWrite, offset, length);
     }
 
-    /// <summary>Reserves host space without changing what reads return; false where unsupported.</summary>
-    public bool Preallocate(long offset, long length) => LibC.Fallocate(_handle, 0, offset, length) == 0;
-
     /// <summary>Next data at or after <paramref name="offset"/> (SEEK_DATA), or -errno (ENXIO past the last data).</summary>
     public long NextData(long offset) => LibC.Seek(_handle, offset, LibC.SeekData);
 

@@ -11,12 +11,8 @@ namespace QedFuse.Block.Native;
 internal static class LibC
 {
     public const int EINTR = 4;
-    public const int EIO = 5;
     public const int EAGAIN = 11;
     public const int EINVAL = 22;
-    public const int ENOSPC = 28;
-    public const int ENXIO = 6;
-    public const int EOPNOTSUPP = 95;
 
     public const int FallocKeepSize = 0x01;
     public const int FallocPunchHole = 0x02;

@@ -17,7 +17,6 @@ internal sealed class QedGeometry
         L2Bits = BitOperations.Log2((uint)TableEntries);
         HeaderBytes = (long)h.HeaderSize * h.ClusterSize;
         VirtualSize = (long)h.ImageSize;
-        L1Entries = (int)Math.Min(TableEntries, (VirtualSize + L2Span - 1) >> (ClusterBits + L2Bits));
     }
 
     public long ClusterSize { get; }
@@ -36,8 +35,6 @@ internal sealed class QedGeometry
 
     public long VirtualSize { get; }
 
-    /// <summary>L1 entries the virtual size reaches; entries past it are never used.</summary>
-    public int L1Entries { get; }
 
     /// <summary>Virtual bytes one L2 table maps.</summary>
     public long L2Span => (long)TableEntries << ClusterBits;
@@ -49,8 +46,6 @@ internal sealed class QedGeometry
     public long OffsetInCluster(long offset) => offset & (ClusterSize - 1);
 
     public long ClusterStart(long offset) => offset & ~(ClusterSize - 1);
-
-    public long RoundUpToCluster(long offset) => (offset + ClusterSize - 1) & ~(ClusterSize - 1);
 
     /// <summary>Bytes from <paramref name="offset"/> to the end of the L2 table region that holds it.</summary>
     public long BytesToTableEnd(long offset) => L2Span - (offset & (L2Span - 1));
