@@ -14,13 +14,14 @@ internal static class MountTable
     {
         get
         {
-            if (ProcessIdentity.Current().Uid == 0)
+            uint uid = ProcessIdentity.Current().Uid;
+            if (uid == 0)
             {
                 return "/run/qedfuse";
             }
 
             string? xdg = Environment.GetEnvironmentVariable("XDG_RUNTIME_DIR");
-            return string.IsNullOrEmpty(xdg) ? $"/tmp/qedfuse-{ProcessIdentity.Current().Uid}" : Path.Combine(xdg, "qedfuse");
+            return string.IsNullOrEmpty(xdg) ? $"/tmp/qedfuse-{uid}" : Path.Combine(xdg, "qedfuse");
         }
     }
 

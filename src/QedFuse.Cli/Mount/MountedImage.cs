@@ -13,6 +13,7 @@ internal sealed class MountedImage
     {
         Ino = ino;
         FileName = fileName;
+        FileNameUtf8 = System.Text.Encoding.UTF8.GetBytes(fileName);
         Image = image;
         var fi = new FileInfo(image.Path);
         MTime = FuseTimespec.FromDateTimeOffset(fi.LastWriteTimeUtc);
@@ -24,7 +25,8 @@ internal sealed class MountedImage
 
     public string FileName { get; }
 
-    public byte[] FileNameUtf8 => System.Text.Encoding.UTF8.GetBytes(FileName);
+    /// <summary>The name as lookup and readdir compare and list it, encoded once.</summary>
+    public byte[] FileNameUtf8 { get; }
 
     public IBlockImage Image { get; }
 
