@@ -17,7 +17,12 @@ internal static class Program
     [
         typeof(MountOptions), typeof(UnmountOptions), typeof(CreateOptions),
         typeof(InfoOptions), typeof(CheckOptions), typeof(MapOptions),
+        typeof(ConvertOptions), typeof(CompareOptions), typeof(ResizeOptions),
+        typeof(RebaseOptions), typeof(CommitOptions), typeof(SnapshotOptions),
     ];
+
+    /// <summary>The exit code of a verb stopped by SIGINT/SIGTERM (128 + SIGINT, as shells report it).</summary>
+    public const int ExitInterrupted = 130;
 
     private static int Main(string[] args)
     {
@@ -26,6 +31,7 @@ internal static class Program
             s.HelpWriter = null;
             s.CaseInsensitiveEnumValues = true;
             s.AutoVersion = true;
+            s.EnableDashDash = true; // resize IMAGE -- -1G
         });
         ParserResult<object> result = parser.ParseArguments(args, Verbs);
         try
@@ -37,12 +43,23 @@ internal static class Program
                 (InfoOptions o) => InfoVerb.Run(o),
                 (CheckOptions o) => CheckVerb.Run(o),
                 (MapOptions o) => MapVerb.Run(o),
+                (ConvertOptions o) => ConvertVerb.Run(o),
+                (CompareOptions o) => CompareVerb.Run(o),
+                (ResizeOptions o) => ResizeVerb.Run(o),
+                (RebaseOptions o) => RebaseVerb.Run(o),
+                (CommitOptions o) => CommitVerb.Run(o),
+                (SnapshotOptions o) => SnapshotVerb.Run(o),
                 errors => Usage(result, errors));
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException or UsageException)
         {
             Console.Error.WriteLine($"qedfuse: {OneLine(e.Message)}");
             return ExitFailure;
+        }
+        catch (OperationCanceledException)
+        {
+            Console.Error.WriteLine("qedfuse: interrupted; every image was left consistent (an unfinished convert target is removed)");
+            return ExitInterrupted;
         }
     }
 
@@ -68,7 +85,7 @@ internal static class Program
         string verb = result.TypeInfo.Current.GetCustomAttributes(typeof(VerbAttribute), false) is [VerbAttribute v, ..] ? $" {v.Name}" : "";
         string message = first switch
         {
-            { Tag: ErrorType.NoVerbSelectedError } => "no verb given (mount, unmount, create, info, check, map)",
+            { Tag: ErrorType.NoVerbSelectedError } => "no verb given (mount, unmount, create, info, check, map, convert, compare, resize, rebase, commit, snapshot)",
             MissingRequiredOptionError { NameInfo.NameText: "" } => "missing argument",
             SequenceOutOfRangeError { NameInfo.NameText: "" } => "missing argument",
             _ => SentenceBuilder.Create().FormatError(first),

@@ -33,7 +33,7 @@ public sealed class QedFormat : IImageFormat
             var l1 = new ulong[geo.TableEntries];
             TableIO.Read(file, (long)header.L1TableOffset, l1);
 
-            if (backingName is not null)
+            if (backingName is not null && !options.SkipBacking)
             {
                 backing = opener.OpenBacking(path, backingName, header.BackingIsRaw ? "raw" : null, options);
             }

@@ -15,7 +15,7 @@ internal sealed class RawImage : IBlockImage
 
     public string FormatName => "raw";
 
-    public long VirtualSize { get; }
+    public long VirtualSize { get; private set; }
 
     public bool IsReadOnly => !_file.Writable;
 
@@ -76,6 +76,19 @@ internal sealed class RawImage : IBlockImage
     };
 
     public CheckResult Check(CheckRepair repair) => new() { Filename = Path, Format = FormatName, Supported = false };
+
+    /// <summary>Any size: the file is the disk. Growing leaves a hole, so the new range reads as zeros.</summary>
+    public void Resize(long newSize)
+    {
+        if (IsReadOnly)
+        {
+            throw new IOException($"{Path}: opened read-only", 30);
+        }
+
+        _file.SetLength(newSize);
+        _file.Sync();
+        VirtualSize = newSize;
+    }
 
     public void Dispose() => _file.Dispose();
 }

@@ -1,0 +1,28 @@
+using QedFuse.Block;
+
+namespace QedFuse.Cli.Output;
+
+/// <summary>What every long verb needs: progress (-p, SIGUSR1) and a cancellation on Ctrl-C/SIGTERM.</summary>
+internal sealed class LongRun : IDisposable
+{
+    private readonly Interruption _interruption = new();
+    private readonly ProgressMeter _meter;
+
+    public LongRun(bool showProgress)
+    {
+        _meter = new ProgressMeter(Progress, showProgress);
+    }
+
+    public WorkProgress Progress { get; } = new();
+
+    public CancellationToken Token => _interruption.Token;
+
+    /// <summary>Shows 100% and ends the progress line (call once the work succeeded).</summary>
+    public void Finish() => _meter.Finish();
+
+    public void Dispose()
+    {
+        _meter.Dispose();
+        _interruption.Dispose();
+    }
+}
