@@ -30,4 +30,7 @@ public sealed record CopySettings
     public IBlockImage? Baseline { get; init; }
 
     public WorkProgress? Progress { get; init; }
+
+    /// <summary>Bytes per second, read or known-zero alike (qemu-img -r).</summary>
+    public RateLimit Rate { get; init; } = RateLimit.None;
 }

@@ -49,6 +49,7 @@ public static class ImageCopier
             {
                 foreach (Chunk c in queue.GetConsumingEnumerable(stop.Token))
                 {
+                    settings.Rate.Take(c.Length, stop.Token);
                     Process(source, target, c, settings, turns, data, baseline, stop.Token);
                     settings.Progress?.Add(c.Length);
                 }

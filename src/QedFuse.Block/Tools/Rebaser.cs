@@ -14,7 +14,7 @@ public static class Rebaser
     private const int Sector = 512;
 
     /// <summary>Copies the differences; <paramref name="newBacking"/> null means no backing file (zeros).</summary>
-    public static void CopyDifferences(IBlockImage image, IBlockImage? newBacking, WorkProgress? progress, CancellationToken cancel)
+    public static void CopyDifferences(IBlockImage image, IBlockImage? newBacking, WorkProgress? progress, RateLimit rate, CancellationToken cancel)
     {
         if (progress is not null)
         {
@@ -34,6 +34,7 @@ public static class Rebaser
                     {
                         cancel.ThrowIfCancellationRequested();
                         int length = (int)Math.Min(Chunk - at % Chunk, offset + run.Length - at);
+                        rate.Take(length, cancel);
                         CopyChunk(image, newBacking, at, oldBuf.AsSpan(0, length), newBuf.AsSpan(0, length));
                         at += length;
                         progress?.Add(length);

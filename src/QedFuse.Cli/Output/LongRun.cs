@@ -1,4 +1,5 @@
 using QedFuse.Block;
+using QedFuse.Block.Tools;
 
 namespace QedFuse.Cli.Output;
 
@@ -16,6 +17,12 @@ internal sealed class LongRun : IDisposable
     public WorkProgress Progress { get; } = new();
 
     public CancellationToken Token => _interruption.Token;
+
+    /// <summary>Parses a -r RATE_LIMIT argument (null: no limit).</summary>
+    public static RateLimit Rate(string? text) =>
+        text is null ? RateLimit.None
+        : Block.ByteSize.TryParse(text) is { } n && n > 0 ? new RateLimit(n)
+        : throw new UsageException($"invalid rate limit '{text}': give bytes per second, or a number with a K, M or G suffix");
 
     /// <summary>Shows 100% and ends the progress line (call once the work succeeded).</summary>
     public void Finish() => _meter.Finish();

@@ -27,12 +27,6 @@ internal sealed class ProgressMeter : IDisposable
     {
         _work = work;
         _show = show;
-        if (show)
-        {
-            Render(0);
-            _timer = new Timer(_ => Update(), null, Tick, Tick);
-        }
-
         try
         {
             _usr1 = PosixSignalRegistration.Create((PosixSignal)SigUsr1, ctx =>
@@ -48,6 +42,13 @@ internal sealed class ProgressMeter : IDisposable
         catch (PlatformNotSupportedException)
         {
             _usr1 = null;
+        }
+
+        // After the SIGUSR1 handler: whoever sees the first line may signal.
+        if (show)
+        {
+            Render(0);
+            _timer = new Timer(_ => Update(), null, Tick, Tick);
         }
     }
 
@@ -112,11 +113,12 @@ internal sealed class ProgressMeter : IDisposable
         }
         else
         {
+            // Every tenth gets its line, even when the work jumped past several between ticks.
             double step = Math.Floor(percent / 10) * 10;
-            if (step > _shown)
+            for (double next = _shown < 0 ? 0 : _shown + 10; next <= step; next += 10)
             {
-                _shown = step;
-                Console.Out.Write(Line(step) + "\n");
+                _shown = next;
+                Console.Out.Write(Line(next) + "\n");
             }
         }
 

@@ -24,6 +24,9 @@ internal sealed class CommitOptions
     [Option('d', "drop", HelpText = "Leave IMAGE as it is instead of emptying it (when it is to be deleted anyway).")]
     public bool Drop { get; set; }
 
+    [Option('r', "rate-limit", HelpText = "Copy at most this many bytes per second (K, M, G suffixes), to spare a busy disk.")]
+    public string? RateLimit { get; set; }
+
     [Value(0, MetaName = "IMAGE", Required = true, HelpText = "The overlay whose changes to commit.")]
     public string Image { get; set; } = "";
 
@@ -39,6 +42,7 @@ internal static class CommitVerb
 {
     public static int Run(CommitOptions o)
     {
+        RateLimit rate = LongRun.Rate(o.RateLimit);
         var (basePath, baseFormat) = FindBase(o);
         bool drop = o.Drop || o.Base is not null;
         using var run = new LongRun(o.Progress && !o.Quiet);
@@ -65,7 +69,7 @@ internal static class CommitVerb
 
         using (top)
         {
-            Committer.Commit(top, baseImage, new CopySettings { Progress = run.Progress }, run.Token);
+            Committer.Commit(top, baseImage, new CopySettings { Progress = run.Progress, Rate = rate }, run.Token);
             if (!drop)
             {
                 top.MakeEmpty();

@@ -42,6 +42,9 @@ internal sealed class ConvertOptions
     [Option('W', "out-of-order", HelpText = "Let writes reach TARGET out of order (faster on some storage; the layout of TARGET is less sequential).")]
     public bool OutOfOrder { get; set; }
 
+    [Option('r', "rate-limit", HelpText = "Copy at most this many bytes per second (K, M, G suffixes), to spare a busy disk.")]
+    public string? RateLimit { get; set; }
+
     [Option('U', "force-share", HelpText = "Read SOURCE even while another program writes it (the copy may be inconsistent).")]
     public bool ForceShare { get; set; }
 
@@ -113,6 +116,7 @@ internal static class ConvertVerb
             OutOfOrder = o.OutOfOrder,
             SparseSize = sparse,
             Progress = run.Progress,
+            Rate = LongRun.Rate(o.RateLimit),
         };
         IEnumerable<CopyRange> ranges = sparse == 0 ? [new CopyRange(0, source.VirtualSize, false)] : CopyRange.FromAllocation(source);
 

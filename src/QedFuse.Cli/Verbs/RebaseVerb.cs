@@ -27,6 +27,9 @@ internal sealed class RebaseOptions
     [Option('F', "backing-format", HelpText = "Format of the new backing file; probed when omitted.")]
     public string? BackingFormat { get; set; }
 
+    [Option('r', "rate-limit", HelpText = "Safe mode: compare at most this many bytes per second (K, M, G suffixes), to spare a busy disk.")]
+    public string? RateLimit { get; set; }
+
     [Value(0, MetaName = "IMAGE", Required = true)]
     public string Image { get; set; } = "";
 
@@ -66,7 +69,7 @@ internal static class RebaseVerb
             using IBlockImage image = ImageOpener.Open(o.Image, new ImageOpenOptions { Format = o.Format });
             using IBlockImage? newBacking = newPath is null ? null
                 : ImageOpener.Open(newPath, new ImageOpenOptions { ReadOnly = true, Format = o.BackingFormat });
-            Rebaser.CopyDifferences(image, newBacking, run.Progress, run.Token);
+            Rebaser.CopyDifferences(image, newBacking, run.Progress, LongRun.Rate(o.RateLimit), run.Token);
             image.SetBackingFile(name, o.BackingFormat ?? newBacking?.FormatName);
         }
 
