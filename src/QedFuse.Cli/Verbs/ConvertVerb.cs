@@ -33,8 +33,8 @@ internal sealed class ConvertOptions
     [Option('n', "no-create", HelpText = "Write into the existing TARGET instead of creating it (its format is probed unless -O is given; it must be at least as large as SOURCE).")]
     public bool NoCreate { get; set; }
 
-    [Option('S', "sparse-size", Default = "4k", HelpText = "Runs of zeros this long (aligned) are left unwritten; 0 writes everything (a fully allocated TARGET).")]
-    public string SparseSize { get; set; } = "4k";
+    [Option('S', "sparse-size", HelpText = "Runs of zeros this long (aligned; default 4k) are left unwritten; 0 writes everything (a fully allocated TARGET).")]
+    public string? SparseSize { get; set; }
 
     [Option('m', "parallel", Default = 8, HelpText = "Requests in flight, 1 to 16.")]
     public int Parallel { get; set; }
@@ -83,7 +83,7 @@ internal static class ConvertVerb
             throw new UsageException("-l: converting an internal snapshot is a qcow2 feature, not supported yet");
         }
 
-        long sparse = ByteSize.TryParse(o.SparseSize) is { } s && s % 512 == 0 && s <= (16L << 20)
+        long sparse = ByteSize.TryParse(o.SparseSize ?? "4k") is { } s && s % 512 == 0 && s <= (16L << 20)
             ? s
             : throw new UsageException($"invalid -S '{o.SparseSize}': give 0 or a multiple of 512 bytes up to 16M");
         if (o.Parallel is < 1 or > 16)
