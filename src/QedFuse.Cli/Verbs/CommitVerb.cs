@@ -7,14 +7,8 @@ using QedFuse.Cli.Output;
 namespace QedFuse.Cli.Verbs;
 
 [Verb("commit", HelpText = "Write an overlay's changes into its backing file, then empty the overlay (like qemu-img commit).")]
-internal sealed class CommitOptions
+internal sealed class CommitOptions : LongVerbOptions
 {
-    [Option('p', "progress", HelpText = "Show progress.")]
-    public bool Progress { get; set; }
-
-    [Option('q', "quiet", HelpText = "Print nothing but errors.")]
-    public bool Quiet { get; set; }
-
     [Option('f', "format", HelpText = "Format of IMAGE; probed when omitted.")]
     public string? Format { get; set; }
 
@@ -45,7 +39,7 @@ internal static class CommitVerb
         RateLimit rate = LongRun.Rate(o.RateLimit);
         var (basePath, baseFormat) = FindBase(o);
         bool drop = o.Drop || o.Base is not null;
-        using var run = new LongRun(o.Progress && !o.Quiet);
+        using var run = new LongRun(o.ShowProgress);
 
         // The base opens read-write first; the chain above it then reads through that same open.
         IBlockImage baseImage = ImageOpener.Open(basePath, new ImageOpenOptions { Format = baseFormat });

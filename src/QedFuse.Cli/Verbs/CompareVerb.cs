@@ -7,14 +7,8 @@ using QedFuse.Cli.Output;
 namespace QedFuse.Cli.Verbs;
 
 [Verb("compare", HelpText = "Check whether two images show the same content, whatever their formats (like qemu-img compare). Exit: 0 identical, 1 different, 2 cannot open, 4 read error.")]
-internal sealed class CompareOptions
+internal sealed class CompareOptions : LongVerbOptions
 {
-    [Option('p', "progress", HelpText = "Show progress.")]
-    public bool Progress { get; set; }
-
-    [Option('q', "quiet", HelpText = "Print nothing; the exit code tells.")]
-    public bool Quiet { get; set; }
-
     [Option('s', "strict", HelpText = "Also fail when the sizes differ or a range is stored in one image and not in the other.")]
     public bool Strict { get; set; }
 
@@ -49,7 +43,7 @@ internal static class CompareVerb
 
     public static int Run(CompareOptions o)
     {
-        using var run = new LongRun(o.Progress && !o.Quiet);
+        using var run = new LongRun(o.ShowProgress);
         IBlockImage? a = null, b = null;
         try
         {

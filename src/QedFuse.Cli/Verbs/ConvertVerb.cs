@@ -7,14 +7,8 @@ using QedFuse.Cli.Output;
 namespace QedFuse.Cli.Verbs;
 
 [Verb("convert", HelpText = "Copy an image into a new one, possibly of another format, leaving out what reads as zeros (like qemu-img convert).")]
-internal sealed class ConvertOptions
+internal sealed class ConvertOptions : LongVerbOptions
 {
-    [Option('p', "progress", HelpText = "Show progress.")]
-    public bool Progress { get; set; }
-
-    [Option('q', "quiet", HelpText = "Print nothing but errors.")]
-    public bool Quiet { get; set; }
-
     [Option('f', "format", HelpText = "Format of SOURCE (qed or raw); probed when omitted.")]
     public string? Format { get; set; }
 
@@ -102,7 +96,7 @@ internal static class ConvertVerb
         }
 
         var options = CreateVerb.ParseKeyValues(o.FormatOptions);
-        using var run = new LongRun(o.Progress && !o.Quiet);
+        using var run = new LongRun(o.ShowProgress);
         using IBlockImage source = ImageOpener.Open(o.Source, new ImageOpenOptions { ReadOnly = true, Format = o.Format, ForceShare = o.ForceShare });
         if (File.Exists(o.Target) && ImageOpener.RealPath(o.Target) == ImageOpener.RealPath(o.Source))
         {

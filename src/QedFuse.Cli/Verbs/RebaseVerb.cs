@@ -7,14 +7,8 @@ using QedFuse.Cli.Output;
 namespace QedFuse.Cli.Verbs;
 
 [Verb("rebase", HelpText = "Change the backing file of an image (like qemu-img rebase). Safe mode (the default) keeps what the image shows; -u only rewrites the name.")]
-internal sealed class RebaseOptions
+internal sealed class RebaseOptions : LongVerbOptions
 {
-    [Option('p', "progress", HelpText = "Show progress.")]
-    public bool Progress { get; set; }
-
-    [Option('q', "quiet", HelpText = "Print nothing but errors.")]
-    public bool Quiet { get; set; }
-
     [Option('u', "unsafe", HelpText = "Only rewrite the backing file name and format, without looking at any content (for a backing file that was moved or renamed).")]
     public bool Unsafe { get; set; }
 
@@ -58,7 +52,7 @@ internal static class RebaseVerb
             throw new UsageException($"{o.Image}: cannot be its own backing file");
         }
 
-        using var run = new LongRun(o.Progress && !o.Quiet);
+        using var run = new LongRun(o.ShowProgress);
         if (o.Unsafe)
         {
             using IBlockImage image = ImageOpener.Open(o.Image, new ImageOpenOptions { Format = o.Format, SkipBacking = true });
