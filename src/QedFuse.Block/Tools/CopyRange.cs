@@ -3,9 +3,36 @@ namespace QedFuse.Block.Tools;
 /// <summary>A run of the virtual disk to copy: read from the source, or known (from its allocation) to read as zeros there.</summary>
 public readonly record struct CopyRange(long Start, long Length, bool KnownZero)
 {
-    /// <summary>The source's whole chain as copy ranges: stored data is read, known zeros (holes, zero clusters, unallocated) are not.</summary>
-    public static IEnumerable<CopyRange> FromAllocation(IBlockImage source) =>
-        ChainMap.Walk(source, 0, source.VirtualSize).Select(r => new CopyRange(r.Start, r.Length, !r.Data));
+    /// <summary>
+    /// The source's whole chain as copy ranges: stored data is read, known zeros (holes, zero
+    /// clusters, unallocated) are not. Neighbouring data runs merge whatever layer or host
+    /// offset they come from, so a fragmented source still copies in large requests.
+    /// </summary>
+    public static IEnumerable<CopyRange> FromAllocation(IBlockImage source)
+    {
+        CopyRange? pending = null;
+        foreach (MapRange r in ChainMap.Walk(source, 0, source.VirtualSize))
+        {
+            var next = new CopyRange(r.Start, r.Length, !r.Data);
+            if (pending is { } p && p.KnownZero == next.KnownZero)
+            {
+                pending = p with { Length = p.Length + next.Length };
+                continue;
+            }
+
+            if (pending is { } done)
+            {
+                yield return done;
+            }
+
+            pending = next;
+        }
+
+        if (pending is { } last)
+        {
+            yield return last;
+        }
+    }
 }
 
 /// <summary>How <see cref="ImageCopier"/> copies.</summary>

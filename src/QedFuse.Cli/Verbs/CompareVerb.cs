@@ -43,7 +43,6 @@ internal static class CompareVerb
 
     public static int Run(CompareOptions o)
     {
-        using var run = new LongRun(o.ShowProgress);
         IBlockImage? a = null, b = null;
         try
         {
@@ -59,6 +58,7 @@ internal static class CompareVerb
         using (a)
         using (b)
         {
+            using var run = new LongRun(o.ShowProgress);
             CompareOutcome r;
             try
             {

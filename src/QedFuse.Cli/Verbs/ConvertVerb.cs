@@ -96,8 +96,9 @@ internal static class ConvertVerb
         }
 
         var options = CreateVerb.ParseKeyValues(o.FormatOptions);
-        using var run = new LongRun(o.ShowProgress);
+        RateLimit rate = LongRun.Rate(o.RateLimit);
         using IBlockImage source = ImageOpener.Open(o.Source, new ImageOpenOptions { ReadOnly = true, Format = o.Format, ForceShare = o.ForceShare });
+        using var run = new LongRun(o.ShowProgress);
         if (File.Exists(o.Target) && ImageOpener.RealPath(o.Target) == ImageOpener.RealPath(o.Source))
         {
             throw new UsageException($"{o.Target}: is the source image itself");
@@ -110,7 +111,7 @@ internal static class ConvertVerb
             OutOfOrder = o.OutOfOrder,
             SparseSize = sparse,
             Progress = run.Progress,
-            Rate = LongRun.Rate(o.RateLimit),
+            Rate = rate,
         };
         IEnumerable<CopyRange> ranges = sparse == 0 ? [new CopyRange(0, source.VirtualSize, false)] : CopyRange.FromAllocation(source);
 

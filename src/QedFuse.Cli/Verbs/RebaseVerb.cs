@@ -52,6 +52,7 @@ internal static class RebaseVerb
             throw new UsageException($"{o.Image}: cannot be its own backing file");
         }
 
+        RateLimit rate = LongRun.Rate(o.RateLimit);
         using var run = new LongRun(o.ShowProgress);
         if (o.Unsafe)
         {
@@ -63,7 +64,7 @@ internal static class RebaseVerb
             using IBlockImage image = ImageOpener.Open(o.Image, new ImageOpenOptions { Format = o.Format });
             using IBlockImage? newBacking = newPath is null ? null
                 : ImageOpener.Open(newPath, new ImageOpenOptions { ReadOnly = true, Format = o.BackingFormat });
-            Rebaser.CopyDifferences(image, newBacking, run.Progress, LongRun.Rate(o.RateLimit), run.Token);
+            Rebaser.CopyDifferences(image, newBacking, run.Progress, rate, run.Token);
             image.SetBackingFile(name, o.BackingFormat ?? newBacking?.FormatName);
         }
 
