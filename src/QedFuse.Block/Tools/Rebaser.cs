@@ -35,7 +35,11 @@ public static class Rebaser
                         cancel.ThrowIfCancellationRequested();
                         int length = (int)Math.Min(Chunk - at % Chunk, offset + run.Length - at);
                         rate.Take(length, cancel);
-                        CopyChunk(image, newBacking, at, oldBuf.AsSpan(0, length), newBuf.AsSpan(0, length));
+                        if (!(KnownZero(image.Backing, at, length) && KnownZero(newBacking, at, length)))
+                        {
+                            CopyChunk(image, newBacking, at, oldBuf.AsSpan(0, length), newBuf.AsSpan(0, length));
+                        }
+
                         at += length;
                         progress?.Add(length);
                     }
@@ -56,6 +60,10 @@ public static class Rebaser
             ArrayPool<byte>.Shared.Return(newBuf);
         }
     }
+
+    /// <summary>Whether the chain (null: none) says the range reads as zeros, without reading it.</summary>
+    private static bool KnownZero(IBlockImage? chain, long offset, long length) =>
+        chain is null || ChainMap.Walk(chain, offset, length).All(r => !r.Data);
 
     /// <summary>Writes the sectors of one chunk where the old chain and the new one differ, as the old chain shows them.</summary>
     private static void CopyChunk(IBlockImage image, IBlockImage? newBacking, long offset, Span<byte> old, Span<byte> fresh)

@@ -61,7 +61,7 @@ internal static class RebaseVerb
         }
         else
         {
-            using IBlockImage image = ImageOpener.Open(o.Image, new ImageOpenOptions { Format = o.Format });
+            using IBlockImage image = OpenWithOldChain(o);
             using IBlockImage? newBacking = newPath is null ? null
                 : ImageOpener.Open(newPath, new ImageOpenOptions { ReadOnly = true, Format = o.BackingFormat });
             Rebaser.CopyDifferences(image, newBacking, run.Progress, rate, run.Token);
@@ -70,6 +70,19 @@ internal static class RebaseVerb
 
         run.Finish();
         return 0;
+    }
+
+    /// <summary>Safe mode reads the old chain; when its files are gone, say how to rename without them.</summary>
+    private static IBlockImage OpenWithOldChain(RebaseOptions o)
+    {
+        try
+        {
+            return ImageOpener.Open(o.Image, new ImageOpenOptions { Format = o.Format });
+        }
+        catch (BadImageException e) when (e.Problem.StartsWith("backing file of", StringComparison.Ordinal))
+        {
+            throw new BadImageException(e.ImagePath, $"{e.Problem}; safe rebase reads the old backing file (rebase -u only rewrites the name)");
+        }
     }
 
     /// <summary>The format of the new backing file when it can be opened now; null (probe at every open) otherwise.</summary>
