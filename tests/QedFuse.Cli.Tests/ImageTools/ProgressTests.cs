@@ -30,6 +30,21 @@ public sealed partial class ProgressTests
     }
 
     [Fact]
+    public void On_a_terminal_the_figure_is_rewritten_in_place()
+    {
+        using var t = new TempDir();
+        Tool.RawFull(t["src.raw"], 4, 0x42);
+        // script(1) gives the command a pseudo-terminal and copies what it prints.
+        RunResult r = Run.Exec("script", ["-qec", $"{Env.Qedfuse} convert -p -r 8M -O qed {t["src.raw"]} {t["dst.qed"]}", "/dev/null"],
+            TimeSpan.FromSeconds(60)).Ok();
+        string output = r.Stdout.Replace("\r\n", "\n");
+        Assert.Contains("    (0.00/100%)\r", output);
+        Assert.EndsWith("    (100.00/100%)\r\n", output);
+        Assert.Single(output.Split('\n', StringSplitOptions.RemoveEmptyEntries));
+        Tool.AssertSameContent(t["src.raw"], t["dst.qed"]);
+    }
+
+    [Fact]
     public void Check_takes_p_too()
     {
         using var t = new TempDir();
