@@ -6,17 +6,22 @@ namespace QedFuse.Cli.Output;
 /// <summary>What every long verb needs: progress (-p, SIGUSR1) and a cancellation on Ctrl-C/SIGTERM.</summary>
 internal sealed class LongRun : IDisposable
 {
-    private readonly Interruption _interruption = new();
+    private readonly Interruption? _interruption;
     private readonly ProgressMeter _meter;
 
-    public LongRun(bool showProgress)
+    /// <param name="interruptible">
+    /// Whether the work watches <see cref="Token"/>; work that does not (check) leaves Ctrl-C its
+    /// default effect instead of swallowing it.
+    /// </param>
+    public LongRun(bool showProgress, bool interruptible = true)
     {
+        _interruption = interruptible ? new Interruption() : null;
         _meter = new ProgressMeter(Progress, showProgress);
     }
 
     public WorkProgress Progress { get; } = new();
 
-    public CancellationToken Token => _interruption.Token;
+    public CancellationToken Token => _interruption?.Token ?? CancellationToken.None;
 
     /// <summary>Parses a -r RATE_LIMIT argument (null: no limit).</summary>
     public static RateLimit Rate(string? text) =>
@@ -30,6 +35,6 @@ internal sealed class LongRun : IDisposable
     public void Dispose()
     {
         _meter.Dispose();
-        _interruption.Dispose();
+        _interruption?.Dispose();
     }
 }

@@ -47,7 +47,7 @@ internal static class CheckVerb
             ForceShare = o.ForceShare,
         }))
         {
-            using var run = new LongRun(o.Progress);
+            using var run = new LongRun(o.Progress, interruptible: false);
             r = image.Check(repair, run.Progress) with { Filename = o.Image };
             run.Finish();
         }
