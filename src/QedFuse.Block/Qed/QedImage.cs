@@ -67,7 +67,7 @@ internal sealed class QedImage : IBlockImage
                     break;
             }
 
-            offset += run.Length;
+            offset += Advance(run.Length, buffer.Length, offset);
             buffer = buffer[(int)run.Length..];
         }
     }
@@ -88,7 +88,7 @@ internal sealed class QedImage : IBlockImage
                 _file.Write(plan.HostOffset, part, IoEvent.DataWrite);
             }
 
-            offset += plan.Length;
+            offset += Advance(plan.Length, data.Length, offset);
             data = data[(int)plan.Length..];
         }
 
@@ -101,11 +101,13 @@ internal sealed class QedImage : IBlockImage
         long end = offset + length;
         while (offset < end)
         {
-            long clusterStart = _geo.ClusterStart(offset);
-            long clusterEnd = Math.Min(clusterStart + _geo.ClusterSize, VirtualSize);
-            offset += offset == clusterStart && end >= clusterEnd
+            // Bytes to the end of this cluster, clamped to the virtual size: the cluster end
+            // itself can be 2^63, which a long cannot hold.
+            long inCluster = Math.Min(_geo.ClusterSize - _geo.OffsetInCluster(offset), VirtualSize - offset);
+            long run = _geo.OffsetInCluster(offset) == 0 && end - offset >= inCluster
                 ? ZeroWholeClusters(offset, (end == VirtualSize ? end : _geo.ClusterStart(end)) - offset, unmap)
-                : ZeroPartialCluster(offset, Math.Min(end, clusterEnd) - offset);
+                : ZeroPartialCluster(offset, Math.Min(end - offset, inCluster));
+            offset += Advance(run, end - offset, offset);
         }
 
         FlushIfCacheFull();
@@ -275,6 +277,12 @@ internal sealed class QedImage : IBlockImage
 
         return length;
     }
+
+    /// <summary>Every run of a request must advance within it: anything else is an arithmetic bug, and must not loop forever.</summary>
+    private long Advance(long run, long remaining, long offset) =>
+        run > 0 && run <= remaining
+            ? run
+            : throw new InvalidOperationException($"{Path}: internal error: a run of {run} bytes at {offset} with {remaining} bytes left");
 
     private void FlushIfCacheFull()
     {
