@@ -108,9 +108,11 @@ internal sealed class QedImage : IBlockImage
                 ? ZeroWholeClusters(offset, (end == VirtualSize ? end : _geo.ClusterStart(end)) - offset, unmap)
                 : ZeroPartialCluster(offset, Math.Min(end - offset, inCluster));
             offset += Advance(run, end - offset, offset);
-        }
 
-        FlushIfCacheFull();
+            // A punch over an overlay dirties one table per table span: write them back as
+            // the cache fills, not once for the whole range (a 16 TiB punch is 8192 tables).
+            FlushIfCacheFull();
+        }
     }
 
     public Allocation GetAllocation(long offset, long length)
