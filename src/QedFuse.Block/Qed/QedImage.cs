@@ -1,4 +1,5 @@
 using System.Buffers;
+using QedFuse.Block.Native;
 
 namespace QedFuse.Block.Qed;
 
@@ -155,7 +156,7 @@ internal sealed class QedImage : IBlockImage
 
         if (IsReadOnly && repair != CheckRepair.None)
         {
-            throw new IOException($"{Path}: opened read-only, cannot repair", 30);
+            throw new IOException($"{Path}: opened read-only, cannot repair", LibC.EROFS);
         }
 
         var l1 = new ulong[_geo.TableEntries];
