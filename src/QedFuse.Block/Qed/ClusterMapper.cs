@@ -3,9 +3,11 @@ namespace QedFuse.Block.Qed;
 /// <summary>
 /// Maps virtual offsets to clusters (QEMU's qed-cluster.c) and owns the metadata state: the
 /// L1 table, the L2 cache, clusters being allocated, the allocator. One short lock guards it
-/// all; no I/O happens under it except an L2 table load, which releases it while reading.
-/// Callers get values (runs, plans), never references to live tables, so host I/O always
-/// runs unlocked and in parallel.
+/// all. Data and table I/O never happens under it: an L2 table load releases it while
+/// reading, and callers get values (runs, plans), never references to live tables, so host
+/// I/O runs unlocked and in parallel. The one exception is the allocator's ftruncate (growing
+/// the file ahead of allocations, trimming it after a flush), which must be ordered with the
+/// allocations themselves.
 /// </summary>
 /// <remarks>
 /// Invariants: a table entry changes in memory only after the data it points to is written

@@ -140,7 +140,7 @@ internal sealed class QedImage : IBlockImage
         ActualSize = _file.AllocatedBytes,
         ClusterSize = _geo.ClusterSize,
         BackingFilename = _backingName,
-        FullBackingFilename = _backingName is null ? null : QedFormat.CombineLikeQemu(Path, _backingName),
+        FullBackingFilename = _backingName is null ? null : ImageOpener.JoinBackingName(Path, _backingName),
         // QED records a backing format only as the "raw, do not probe" bit; qemu-img info prints none otherwise.
         BackingFilenameFormat = _needCheck.Header.BackingIsRaw ? "raw" : null,
         DirtyFlag = _needCheck.IsSet,
