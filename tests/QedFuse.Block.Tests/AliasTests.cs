@@ -4,22 +4,13 @@ namespace QedFuse.Block.Tests;
 /// L2 entries that alias metadata or another entry's cluster, or that pointed past the end
 /// of the file when it was opened: a write through them must fail with EIO (as a read does),
 /// never land on a table or another cluster's data and report success. The oracle for what
-/// must survive is qemu-img convert of the image afterwards.
+/// must survive is qemu-img convert of the image afterwards. The image is CheckTests' (4K
+/// clusters, table_size 4: L2 table 0 maps 8 MiB, table 1 the rest).
 /// </summary>
 public class AliasTests
 {
     private const int C = 4096;
-    private const long Size = 12L << 20; // table_size 4, 4K clusters: L2 table 0 maps 8 MiB, table 1 the rest
-    private const int Victim = 10;       // an unallocated cluster of table 0, made to alias something
-
-    private static readonly Lazy<byte[]> Template = new(() =>
-    {
-        using var dir = new TempDir();
-        string img = dir.File("good.qed");
-        Qemu.Img("create", "-f", "qed", "-o", $"cluster_size={C},table_size=4", img, Size.ToString());
-        Qemu.Io(img, "qed", $"write -P 0x11 0 {4 * C}", $"write -P 0x22 {20 * C} {C}", $"write -P 0x33 {9 << 20} {2 * C}");
-        return File.ReadAllBytes(img);
-    });
+    private const int Victim = 10; // an unallocated cluster of L2 table 0, made to alias something
 
     [Theory]
     [InlineData("l1-table")]
@@ -30,8 +21,7 @@ public class AliasTests
     public void WriteThroughAnAliasingEntryFailsWithEioAndLosesNothing(string what)
     {
         using var dir = new TempDir();
-        string img = dir.File("a.qed");
-        File.WriteAllBytes(img, Template.Value);
+        string img = CheckTests.MakeGood(dir);
         long l1 = (long)Files.ReadU64(img, 40);
         long table0 = (long)Files.ReadU64(img, l1);
         long table1 = (long)Files.ReadU64(img, l1 + 8);
@@ -74,8 +64,7 @@ public class AliasTests
     public void TwoL1EntriesSharingOneL2TableFailInsteadOfMixingTheirData()
     {
         using var dir = new TempDir();
-        string img = dir.File("a.qed");
-        File.WriteAllBytes(img, Template.Value);
+        string img = CheckTests.MakeGood(dir);
         long l1 = (long)Files.ReadU64(img, 40);
         Files.WriteU64(img, l1 + 8, Files.ReadU64(img, l1)); // L1 entry 1 -> table 0
 

@@ -22,7 +22,8 @@ public class CheckTests
         return File.ReadAllBytes(img);
     });
 
-    private static string MakeGood(TempDir dir)
+    /// <summary>A copy of a small image QEMU wrote: data in both L2 tables (also used by <see cref="AliasTests"/>).</summary>
+    internal static string MakeGood(TempDir dir)
     {
         string img = dir.File("c.qed");
         File.WriteAllBytes(img, Template.Value);
