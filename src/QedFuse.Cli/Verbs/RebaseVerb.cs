@@ -79,9 +79,9 @@ internal static class RebaseVerb
         {
             return ImageOpener.Open(o.Image, new ImageOpenOptions { Format = o.Format });
         }
-        catch (BadImageException e) when (e.Problem.StartsWith("backing file of", StringComparison.Ordinal))
+        catch (BadImageException e) when (e.Message.Contains(": backing file of ", StringComparison.Ordinal))
         {
-            throw new BadImageException(e.ImagePath, $"{e.Problem}; safe rebase reads the old backing file (rebase -u only rewrites the name)");
+            throw new UsageException($"{e.Message}; safe rebase reads the old backing file (rebase -u only rewrites the name)");
         }
     }
 
