@@ -11,8 +11,10 @@ namespace QedFuse.Block.Native;
 internal static class LibC
 {
     public const int EINTR = 4;
+    public const int EIO = 5;
     public const int EAGAIN = 11;
     public const int EINVAL = 22;
+    public const int EFBIG = 27;
 
     public const int FallocKeepSize = 0x01;
     public const int FallocPunchHole = 0x02;
