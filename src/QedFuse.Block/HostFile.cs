@@ -161,10 +161,11 @@ internal sealed class HostFile : IDisposable
                 throw new IOException($"{Path}: fdatasync failed (errno {errno})", errno);
             }
         }
-        catch (IOException e)
+        catch (IOException e) when (e is not ImageFailedException)
         {
-            Fail($"fdatasync failed ({e.Message})");
-            throw;
+            string reason = $"fdatasync failed ({e.Message})";
+            Fail(reason);
+            throw new ImageFailedException(Path, reason, e.HResult is > 0 and < 4096 ? e.HResult : LibC.EIO);
         }
 
         _hook?.After(this, IoEvent.Flush, 0, 0);

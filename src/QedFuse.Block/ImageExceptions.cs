@@ -52,8 +52,8 @@ public sealed class CorruptImageException : IOException
 /// </summary>
 public sealed class ImageFailedException : IOException
 {
-    public ImageFailedException(string path, string reason)
-        : base(BadImageException.OneLine($"{path}: image failed earlier ({reason}); it takes no more writes"), CorruptImageException.Eio)
+    public ImageFailedException(string path, string reason, int errno = CorruptImageException.Eio)
+        : base(BadImageException.OneLine($"{path}: image failed ({reason}); it takes no more writes"), errno)
     {
         ImagePath = path;
     }

@@ -1,3 +1,5 @@
+using QedFuse.Block.Native;
+
 namespace QedFuse.Block.Qed;
 
 /// <summary>
@@ -83,11 +85,18 @@ internal sealed class NeedCheckFlag
             _file.Write(0, bytes, IoEvent.HeaderUpdate);
             _file.Sync();
         }
-        catch (IOException e) when (e is not ImageFailedException)
+        catch (IOException e)
         {
+            // Written or not, synced or not: from here on the bit counts as set, and the file as failed.
             _header = header with { Features = header.Features | QedHeader.FeatureNeedCheck };
-            _file.Fail($"header rewrite failed ({e.Message})");
-            throw;
+            if (e is ImageFailedException)
+            {
+                throw;
+            }
+
+            string reason = $"header rewrite failed ({e.Message})";
+            _file.Fail(reason);
+            throw new ImageFailedException(_file.Path, reason, e.HResult is > 0 and < 4096 ? e.HResult : LibC.EIO);
         }
 
         _header = header;
