@@ -132,7 +132,7 @@ public class DurabilityTests
         Assert.True(Files.NeedCheckOnDisk(img), "need-check cleared although a corruption remains");
         using (IBlockImage ro = Engine.OpenRo(img))
         {
-            ro.Read(0, new byte[Cluster]);
+            ro.Read(1 << 20, new byte[Cluster]); // read-only still opens; the aliased clusters themselves read as EIO
         }
 
         Assert.Equal(2, Qemu.Check(img).Exit);

@@ -7,12 +7,13 @@ namespace QedFuse.Block.Qed;
 /// written. Guarded by the metadata lock.
 /// </summary>
 /// <remarks>
-/// The file is grown here, under the lock, in steps ahead of the allocations (an eighth of the file, 1 to 128 MiB), and never
-/// shrunk while the image is open: growing it later (in the flusher, say) would race with
-/// data writes already landing past the old end, and a truncate would destroy them. A crash
-/// leaves the unused tail of the last step as leaked clusters, which repair cuts off; every
-/// flush pass trims it (<see cref="TrimFile"/>). Need-check is set (durably) before the file
-/// grows, so that the tail of a crash is always repaired at the next open.
+/// The file is grown here, under the lock, in steps ahead of the allocations (an eighth of the
+/// file, 1 to 128 MiB): growing it later (in the flusher, say) would race with data writes
+/// already landing past the old end. It is shrunk only back to <see cref="End"/>, the end of
+/// the last allocated cluster (<see cref="TrimFile"/>, every flush pass), so no written data
+/// is ever cut off. A crash leaves the unused tail of the last step as leaked clusters,
+/// which repair cuts off. Need-check is set (durably) before the file grows, so that the
+/// tail of a crash is always repaired at the next open.
 /// </remarks>
 internal sealed class ClusterAllocator
 {
