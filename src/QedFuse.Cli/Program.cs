@@ -33,7 +33,7 @@ internal static class Program
             s.AutoVersion = true;
             s.EnableDashDash = true; // resize IMAGE -- -1G
         });
-        ParserResult<object> result = parser.ParseArguments(args, Verbs);
+        ParserResult<object> result = parser.ParseArguments(args is ["mount", ..] ? MountVerb.MergeRepeatedOptions(args) : args, Verbs);
         try
         {
             return result.MapResult(

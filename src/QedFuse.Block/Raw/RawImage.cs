@@ -1,3 +1,5 @@
+using QedFuse.Block.Native;
+
 namespace QedFuse.Block.Raw;
 
 /// <summary>A raw file as a disk image. Holes in the host file report as zero runs.</summary>
@@ -82,7 +84,7 @@ internal sealed class RawImage : IBlockImage
     {
         if (IsReadOnly)
         {
-            throw new IOException($"{Path}: opened read-only", 30);
+            throw new IOException($"{Path}: opened read-only", LibC.EROFS);
         }
 
         _file.SetLength(newSize);
