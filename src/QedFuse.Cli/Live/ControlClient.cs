@@ -20,7 +20,9 @@ internal static class ControlClient
         string mountPoint = MountTable.Canonical(mountPointArgument);
         if (!MountTable.IsOurMount(mountPoint))
         {
-            throw new UsageException($"{mountPoint}: not a qedfuse mount");
+            throw new UsageException(MountTable.ReadPid(mountPoint) is { } dead && !MountTable.IsAlive(dead)
+                ? $"{mountPoint}: its qedfuse daemon (pid {dead}) has died, and the mount is gone"
+                : $"{mountPoint}: not a qedfuse mount");
         }
 
         if (MountTable.ReadPid(mountPoint) is not { } pid)

@@ -58,13 +58,12 @@ internal sealed class FileThrottle : IDisposable
             LeakLocked();
             _limits = changes.Over(_limits);
             _burstSeconds = _limits.BurstSeconds ?? ThrottleLimits.DefaultBurstSeconds;
+            // As QEMU does on a new configuration: every bucket starts empty, so a changed limit
+            // is not held back by what the old one accumulated.
             for (int i = 0; i < _rate.Length; i++)
             {
                 _rate[i] = _limits.Get((LimitKind)i);
-                if (_rate[i] == 0)
-                {
-                    _level[i] = 0;
-                }
+                _level[i] = 0;
             }
 
             _active = !_closed && _rate.Any(r => r > 0);
