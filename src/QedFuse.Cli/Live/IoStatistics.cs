@@ -22,6 +22,11 @@ internal sealed class OperationCounters
     /// <summary>A request that succeeded; <paramref name="started"/> is its <see cref="Stopwatch.GetTimestamp"/> on arrival.</summary>
     public void Done(long bytes, long started)
     {
+        if (!IoStatistics.Enabled)
+        {
+            return;
+        }
+
         long ns = IoStatistics.NanosecondsSince(started);
         Interlocked.Increment(ref _operations);
         Interlocked.Add(ref _bytes, bytes);
@@ -40,6 +45,13 @@ internal sealed class OperationCounters
 /// </summary>
 internal sealed class IoStatistics
 {
+    /// <summary>
+    /// QEDFUSE_STATS=off turns the request counters off, only so that `make bench` can measure
+    /// what they cost (system qedfuse-nostats). A static readonly field: the JIT folds it, so the
+    /// normal build pays no test for it.
+    /// </summary>
+    public static readonly bool Enabled = Environment.GetEnvironmentVariable("QEDFUSE_STATS") != "off";
+
     private static readonly double NsPerTick = 1e9 / Stopwatch.Frequency;
     private long _throttledOperations;
     private long _throttledNs;
@@ -62,6 +74,9 @@ internal sealed class IoStatistics
         Interlocked.Increment(ref _throttledOperations);
         Interlocked.Add(ref _throttledNs, NanosecondsSince(queued));
     }
+
+    /// <summary>A request's arrival time for <see cref="OperationCounters.Done"/>.</summary>
+    public static long Timestamp() => Enabled ? Stopwatch.GetTimestamp() : 0;
 
     public static long NanosecondsSince(long timestamp) => (long)((Stopwatch.GetTimestamp() - timestamp) * NsPerTick);
 }

@@ -1,5 +1,5 @@
-using System.Diagnostics;
 using QedFuse.Block;
+using QedFuse.Cli.Live;
 using QedFuse.Fuse;
 
 namespace QedFuse.Cli.Mount;
@@ -172,7 +172,7 @@ internal sealed class ImageFileSystem : IFuseFileSystem
             return 0;
         }
 
-        long started = Stopwatch.GetTimestamp();
+        long started = IoStatistics.Timestamp();
         int n = (int)Math.Min(buffer.Length, size - offset);
         try
         {
@@ -201,7 +201,7 @@ internal sealed class ImageFileSystem : IFuseFileSystem
             return -Errno.ENOSPC;
         }
 
-        long started = Stopwatch.GetTimestamp();
+        long started = IoStatistics.Timestamp();
         int n = (int)Math.Min(data.Length, size - offset);
         try
         {
@@ -348,9 +348,9 @@ internal sealed class ImageFileSystem : IFuseFileSystem
     private MountedImage? Find(ulong ino) => ino >= 2 && ino - 2 < (ulong)_images.Length ? _images[ino - 2] : null;
 
     /// <summary>Runs a request that only succeeds or fails, counting it in <paramref name="counters"/>.</summary>
-    private static int Counted(MountedImage m, Live.OperationCounters counters, long bytes, Action action)
+    private static int Counted(MountedImage m, OperationCounters counters, long bytes, Action action)
     {
-        long started = Stopwatch.GetTimestamp();
+        long started = IoStatistics.Timestamp();
         int r = Guard(m, action, 0);
         if (r < 0)
         {
