@@ -150,8 +150,9 @@ internal sealed class ImageFileSystem : IFuseFileSystem
         // O_DIRECT opens bypass the page cache (large requests); others use it, which keeps
         // shared writable mmap working. Nobody but us changes the image, so the cache stays
         // valid, unless another program writes it (force_share): then a changed image drops it.
+        bool changed = RevalidateOnOpen && Revalidate(m);
         options.DirectIo = FuseOpenOptions.IsODirect(flags);
-        options.KeepCache = !options.DirectIo && !(RevalidateOnOpen && Revalidate(m));
+        options.KeepCache = !options.DirectIo && !changed;
         options.FileHandle = ino;
         return 0;
     }
@@ -351,17 +352,17 @@ internal sealed class ImageFileSystem : IFuseFileSystem
     private static int Counted(MountedImage m, OperationCounters counters, long bytes, Action action)
     {
         long started = IoStatistics.Timestamp();
-        int r = Guard(m, action, 0);
-        if (r < 0)
+        try
+        {
+            action();
+            counters.Done(bytes, started);
+            return 0;
+        }
+        catch (Exception e)
         {
             counters.Fail();
+            return Fail(m, e);
         }
-        else
-        {
-            counters.Done(bytes, started);
-        }
-
-        return r;
     }
 
     /// <summary>Reloads a changed image's metadata before an open; true when the kernel's cached pages must go.</summary>
@@ -389,19 +390,6 @@ internal sealed class ImageFileSystem : IFuseFileSystem
         Session?.InvalidateCache(m.Ino, -1, 0); // the size may have changed; pages go with keep_cache off
         Log.Info($"{m.Image.Path}: changed on disk; metadata reloaded");
         return true;
-    }
-
-    private static int Guard(MountedImage m, Action action, int success)
-    {
-        try
-        {
-            action();
-            return success;
-        }
-        catch (Exception e)
-        {
-            return Fail(m, e);
-        }
     }
 
     private static int Fail(MountedImage m, Exception e)
