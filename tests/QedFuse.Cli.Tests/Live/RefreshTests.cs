@@ -21,7 +21,7 @@ public sealed class RefreshTests
         using var m = Mounted.Start(t.Dir("mnt"), [t["a.qed"]], ["-o", "ro,force_share"]);
 
         // One descriptor, through the page cache, held across the changes: only refresh can help it.
-        int fd = LibC.OpenOrThrow(m.File(), LibC.O_RDONLY);
+        int fd = LibC.OpenOrThrow(m.File(), LibC.O_RDONLY | LiveTools.O_CLOEXEC);
         try
         {
             Assert.Equal(0x11, ByteAt(fd, 0));
@@ -52,7 +52,8 @@ public sealed class RefreshTests
         byte[] head = ImageFile.ReadRange(m.File(), 0, 4096);
         Assert.Equal(0x55, head[17]);
         Assert.Equal(0x66, ImageFile.ReadRange(m.File(), 3 << 20, 4096)[17]);
-        Assert.Equal(0, m.Unmount().ExitCode);
+        RunResult unmount = m.Unmount();
+        Assert.True(unmount.ExitCode == 0, unmount.ToString());
     }
 
     [Fact]

@@ -5,7 +5,16 @@ using QedFuse.Cli.Tests.Infra;
 
 namespace QedFuse.Cli.Tests.Live;
 
+/// <summary>
+/// Runs alone: every close of a descriptor of a mounted file, even a forked child's copy of it, is
+/// a FUSE flush, and a child process that another test starts in this process meanwhile would
+/// add flushes (and flush the metadata) under the counts being checked.
+/// </summary>
+[CollectionDefinition(nameof(NoParallelForks), DisableParallelization = true)]
+public sealed class NoParallelForks;
+
 /// <summary>qedfuse stats against what a workload through the mount actually did.</summary>
+[Collection(nameof(NoParallelForks))]
 public sealed class StatsTests
 {
     private const int K64 = 65536;
@@ -16,7 +25,7 @@ public sealed class StatsTests
         using var t = new TempDir();
         Qemu.CreateQed(t["a.qed"], "256M");
         using var m = Mounted.Start(t.Dir("mnt"), [t["a.qed"]], ["--flush-interval", "0"]);
-        int fd = LibC.OpenOrThrow(m.File(), LibC.O_RDWR | LibC.O_DIRECT);
+        int fd = LibC.OpenOrThrow(m.File(), LibC.O_RDWR | LibC.O_DIRECT | LiveTools.O_CLOEXEC);
         byte* buf = (byte*)NativeMemory.AlignedAlloc(K64, 4096);
         try
         {
@@ -91,7 +100,7 @@ public sealed class StatsTests
         Qemu.CreateQed(t["a.qed"], "8G");
         Qemu.Io(t["a.qed"], "write -P 0x61 0 64k", "write -P 0x62 2G 64k");
         using var m = Mounted.Start(t.Dir("mnt"), [t["a.qed"]], ["-o", "ro", "--cache-size", "256K"]);
-        int fd = LibC.OpenOrThrow(m.File(), LibC.O_RDONLY | LibC.O_DIRECT);
+        int fd = LibC.OpenOrThrow(m.File(), LibC.O_RDONLY | LibC.O_DIRECT | LiveTools.O_CLOEXEC);
         try
         {
             var buf = new byte[4096];
