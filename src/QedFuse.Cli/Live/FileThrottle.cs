@@ -205,6 +205,11 @@ internal sealed class FileThrottle : IDisposable
 
     private void ScheduleLocked()
     {
+        if (_closed)
+        {
+            return; // nothing waits any more, and the timer may be disposed
+        }
+
         double next = double.PositiveInfinity;
         for (int d = 0; d < 2; d++)
         {

@@ -6,14 +6,13 @@ using QedFuse.Cli.Output;
 
 namespace QedFuse.Cli.Verbs;
 
-[Verb("stats", HelpText = "Show what each file of a live mount has done since it was mounted: requests, bytes, latency, metadata work, throttling. "
-    + StatsReport.KeyHelp)]
+[Verb("stats", HelpText = "Show what each file of a live mount has done since it was mounted: requests, bytes, latency, metadata work, throttling.")]
 internal sealed class StatsOptions
 {
     [Value(0, MetaName = "MOUNTPOINT", Required = true)]
     public string MountPoint { get; set; } = "";
 
-    [Option("output", Default = OutputFormat.Human, HelpText = "human (a table per file) or json (keys above).")]
+    [Option("output", Default = OutputFormat.Human, HelpText = "human (a table per file) or json. " + StatsReport.KeyHelp)]
     public OutputFormat Output { get; set; }
 
     [Usage(ApplicationAlias = "qedfuse")]
