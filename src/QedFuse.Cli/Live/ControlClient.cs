@@ -27,7 +27,8 @@ internal static class ControlClient
 
         if (MountTable.ReadPid(mountPoint) is not { } pid)
         {
-            throw new UsageException($"{mountPoint}: a qedfuse mount, but its daemon is not recorded in {MountTable.RuntimeDir} (another user's mount?)");
+            // Records of dead daemons are swept by the next mount, so no record means dead or not ours.
+            throw new UsageException($"{mountPoint}: no qedfuse daemon of this user serves it (it died, or another user mounted it); 'qedfuse unmount {mountPoint}' detaches a dead one");
         }
 
         if (!MountTable.IsAlive(pid))
