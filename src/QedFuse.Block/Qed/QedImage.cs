@@ -87,6 +87,7 @@ internal sealed class QedImage : IBlockImage
     public void Write(long offset, ReadOnlySpan<byte> data)
     {
         RequestBounds.CheckWrite(this, offset, data.Length);
+        _file.ThrowIfFailed();
         while (!data.IsEmpty)
         {
             WritePlan plan = _mapper.PlanWrite(offset, data.Length);
@@ -110,6 +111,7 @@ internal sealed class QedImage : IBlockImage
     public void WriteZeroes(long offset, long length, bool unmap)
     {
         RequestBounds.CheckWrite(this, offset, length);
+        _file.ThrowIfFailed();
         long end = offset + length;
         while (offset < end)
         {
@@ -173,6 +175,7 @@ internal sealed class QedImage : IBlockImage
         var l1 = new ulong[_geo.TableEntries];
         TableIO.Read(_file, (long)_needCheck.Header.L1TableOffset, l1);
         CheckResult result = new QedChecker(_file, _needCheck, _geo).Run(l1, repair);
+        _needCheck.KnownCorrupt = result.Corruptions > 0 || result.CheckErrors > 0;
         _mapper = NewMapper(l1);
         _flusher = new MetadataFlusher(_file, _mapper, _needCheck, _stats);
         return result;
@@ -250,7 +253,7 @@ internal sealed class QedImage : IBlockImage
     }
 
     private ClusterMapper NewMapper(ulong[] l1) =>
-        new(_file, _geo, l1, (long)_needCheck.Header.L1TableOffset, _cacheTables, _stats);
+        new(_file, _geo, l1, (long)_needCheck.Header.L1TableOffset, _cacheTables, _needCheck, _stats);
 
     private void WriteAllocating(in WritePlan plan, ReadOnlySpan<byte> data)
     {
@@ -350,11 +353,22 @@ internal sealed class QedImage : IBlockImage
             ? run
             : throw new InvalidOperationException($"{Path}: internal error: a run of {run} bytes at {offset} with {remaining} bytes left");
 
+    /// <summary>
+    /// Keeps the cache near its bound. The request that triggers it has already succeeded, so a
+    /// failed flush here is not its error: the metadata stays dirty, and the next flush or fsync
+    /// retries and reports it (a failed sync has marked the file failed and logged it).
+    /// </summary>
     private void FlushIfCacheFull()
     {
         if (_mapper.NeedsFlush)
         {
-            _flusher.Flush();
+            try
+            {
+                _flusher.Flush();
+            }
+            catch (IOException)
+            {
+            }
         }
     }
 }

@@ -202,7 +202,6 @@ internal sealed class ImageFileSystem : IFuseFileSystem
         int n = (int)Math.Min(data.Length, size - offset);
         try
         {
-            m.NoteWrite();
             m.Image.Write(offset, data[..n]);
             m.Stats.Write.Done(n, started);
             return n;
@@ -211,6 +210,10 @@ internal sealed class ImageFileSystem : IFuseFileSystem
         {
             m.Stats.Write.Fail();
             return Fail(m, e);
+        }
+        finally
+        {
+            m.NoteWriteDone();
         }
     }
 
@@ -223,7 +226,7 @@ internal sealed class ImageFileSystem : IFuseFileSystem
             return -Errno.ENOENT;
         }
 
-        return m.Image.IsReadOnly ? 0 : Counted(m, m.Stats.Flush, 0, m.Image.Flush);
+        return m.Image.IsReadOnly ? 0 : FlushImage(m);
     }
 
     public int Fallocate(ulong ino, ulong fh, int mode, long offset, long length)
@@ -259,9 +262,15 @@ internal sealed class ImageFileSystem : IFuseFileSystem
         }
 
         long n = Math.Min(length, size - offset);
-        m.NoteWrite();
-        // As QEMU accounts them: a discard is an unmap, a write of zeros a write.
-        return Counted(m, punch ? m.Stats.Unmap : m.Stats.Write, n, () => m.Image.WriteZeroes(offset, n, unmap: punch));
+        try
+        {
+            // As QEMU accounts them: a discard is an unmap, a write of zeros a write.
+            return Counted(m, punch ? m.Stats.Unmap : m.Stats.Write, n, () => m.Image.WriteZeroes(offset, n, unmap: punch));
+        }
+        finally
+        {
+            m.NoteWriteDone();
+        }
     }
 
     public long Lseek(ulong ino, ulong fh, long offset, int whence)
@@ -311,17 +320,17 @@ internal sealed class ImageFileSystem : IFuseFileSystem
     }
 
     /// <summary>flush(2) comes with every close: make it durable only when something was written.</summary>
-    private static int FlushIfWritten(MountedImage m)
-    {
-        if (m.Image.IsReadOnly || !m.TakeWritesSinceFlush())
-        {
-            return 0;
-        }
+    private static int FlushIfWritten(MountedImage m) =>
+        m.Image.IsReadOnly || !m.HasUnflushedWrites ? 0 : FlushImage(m);
 
+    /// <summary>Flushes; on success every write finished before the start counts as flushed.</summary>
+    private static int FlushImage(MountedImage m)
+    {
+        long done = m.WritesDone;
         int r = Counted(m, m.Stats.Flush, 0, m.Image.Flush);
-        if (r < 0)
+        if (r == 0)
         {
-            m.UndoTakeWrites();
+            m.NoteFlushed(done);
         }
 
         return r;
@@ -394,7 +403,7 @@ internal sealed class ImageFileSystem : IFuseFileSystem
         {
             m.ReportCorruption(corrupt);
         }
-        else if (e is not IOException { HResult: Errno.ENOSPC or Errno.EROFS })
+        else if (e is not (IOException { HResult: Errno.ENOSPC or Errno.EROFS or Errno.EFBIG } or ImageFailedException))
         {
             Log.Error($"{m.Image.Path}: {e.Message}");
         }
