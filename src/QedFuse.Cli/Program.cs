@@ -17,6 +17,7 @@ internal static class Program
     [
         typeof(MountOptions), typeof(UnmountOptions), typeof(CreateOptions),
         typeof(InfoOptions), typeof(CheckOptions), typeof(MapOptions),
+        typeof(StatsOptions), typeof(ThrottleOptions), typeof(RefreshOptions),
         typeof(ConvertOptions), typeof(CompareOptions), typeof(ResizeOptions),
         typeof(RebaseOptions), typeof(CommitOptions), typeof(SnapshotOptions),
     ];
@@ -43,6 +44,9 @@ internal static class Program
                 (InfoOptions o) => InfoVerb.Run(o),
                 (CheckOptions o) => CheckVerb.Run(o),
                 (MapOptions o) => MapVerb.Run(o),
+                (StatsOptions o) => StatsVerb.Run(o),
+                (ThrottleOptions o) => ThrottleVerb.Run(o),
+                (RefreshOptions o) => RefreshVerb.Run(o),
                 (ConvertOptions o) => ConvertVerb.Run(o),
                 (CompareOptions o) => CompareVerb.Run(o),
                 (ResizeOptions o) => ResizeVerb.Run(o),
@@ -85,7 +89,7 @@ internal static class Program
         string verb = result.TypeInfo.Current.GetCustomAttributes(typeof(VerbAttribute), false) is [VerbAttribute v, ..] ? $" {v.Name}" : "";
         string message = first switch
         {
-            { Tag: ErrorType.NoVerbSelectedError } => "no verb given (mount, unmount, create, info, check, map, convert, compare, resize, rebase, commit, snapshot)",
+            { Tag: ErrorType.NoVerbSelectedError } => "no verb given (mount, unmount, create, info, check, map, stats, throttle, refresh, convert, compare, resize, rebase, commit, snapshot)",
             MissingRequiredOptionError { NameInfo.NameText: "" } => "missing argument",
             SequenceOutOfRangeError { NameInfo.NameText: "" } => "missing argument",
             _ => SentenceBuilder.Create().FormatError(first),

@@ -92,5 +92,16 @@ internal sealed class RawImage : IBlockImage
         VirtualSize = newSize;
     }
 
+    /// <summary>A raw file's only metadata is its length.</summary>
+    public void Reload()
+    {
+        if (!IsReadOnly)
+        {
+            throw new InvalidOperationException($"{Path}: opened read-write; only a read-only image reloads its metadata");
+        }
+
+        VirtualSize = _file.Length;
+    }
+
     public void Dispose() => _file.Dispose();
 }
