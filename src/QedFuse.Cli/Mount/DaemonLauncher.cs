@@ -1,10 +1,12 @@
 using System.Diagnostics;
+using QedFuse.Fuse;
 
 namespace QedFuse.Cli.Mount;
 
 /// <summary>
-/// Backgrounds a mount without fork (unsafe in .NET): re-executes qedfuse in a new session
-/// (setsid) with the hidden --daemon-child flag and pipes for stdio. The child's stderr
+/// Backgrounds a mount without fork (unsafe in .NET): re-executes qedfuse (by its own absolute
+/// path, so no PATH is needed) with the hidden --daemon-child flag and pipes for stdio; the child
+/// starts a session of its own (setsid(2), <see cref="DaemonSession"/>). The child's stderr
 /// carries its messages until it prints "ready" on stdout; then the launcher exits 0. If
 /// the child exits first, its messages explain why and the launcher exits non-zero, and
 /// nothing is left mounted. The caller's own stdout/stderr are never handed to the daemon.
@@ -17,24 +19,22 @@ internal static class DaemonLauncher
 
     public static int Launch(IEnumerable<string> childArgs)
     {
-        var psi = new ProcessStartInfo("setsid")
+        var psi = new ProcessStartInfo(Environment.ProcessPath ?? throw new IOException("cannot find the qedfuse executable to start the daemon"))
         {
             UseShellExecute = false,
             RedirectStandardInput = true,
             RedirectStandardOutput = true,
             RedirectStandardError = true,
         };
-        psi.ArgumentList.Add("-f");
-        psi.ArgumentList.Add(Environment.ProcessPath ?? throw new IOException("cannot find the qedfuse executable to start the daemon"));
         foreach (string a in childArgs)
         {
             psi.ArgumentList.Add(a);
         }
 
-        using Process setsid = Process.Start(psi) ?? throw new IOException("cannot start the qedfuse daemon (setsid)");
-        setsid.StandardInput.Close();
+        using Process daemon = Process.Start(psi) ?? throw new IOException("cannot start the qedfuse daemon");
+        daemon.StandardInput.Close();
         var stderrDone = new TaskCompletionSource();
-        setsid.ErrorDataReceived += (_, e) =>
+        daemon.ErrorDataReceived += (_, e) =>
         {
             if (e.Data is null)
             {
@@ -45,9 +45,9 @@ internal static class DaemonLauncher
                 Console.Error.WriteLine(e.Data);
             }
         };
-        setsid.BeginErrorReadLine();
+        daemon.BeginErrorReadLine();
 
-        while (setsid.StandardOutput.ReadLine() is { } line)
+        while (daemon.StandardOutput.ReadLine() is { } line)
         {
             if (line == ReadyLine)
             {
@@ -59,6 +59,9 @@ internal static class DaemonLauncher
         stderrDone.Task.Wait(TimeSpan.FromSeconds(5));
         return Program.ExitFailure;
     }
+
+    /// <summary>In the child, first: leave the caller's session and terminal.</summary>
+    public static void DetachChild() => DaemonSession.Detach();
 
     /// <summary>In the child: tell the launcher the mount is live, then log to syslog.</summary>
     public static void ReportReady()
