@@ -75,6 +75,7 @@ public sealed class FstabTests
         Assert.Contains(" - fuse.qedfuse ", Line("RW-MOUNTINFO"));
         Assert.Contains(" - fuse.qedfuse ", Line("T-MOUNTINFO"));
         Assert.Equal("LEFT 0", Line("LEFT"));
+        Assert.Contains($"qedfuse  {ReadmeOptions}  0 0", File.ReadAllText(Repo.File("README.md"))); // the README shows this entry
 
         // umount ends in a clean close: the daemons finish by themselves; then ask QEMU.
         foreach (string key in new[] { "RO-PID", "RW-PID", "T-PID" })
