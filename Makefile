@@ -142,14 +142,14 @@ uninstall:
 DEB_ARCH := $(shell dpkg --print-architecture 2>/dev/null || echo amd64)
 DEB      := $(OUT)/qedfuse_$(VERSION)_$(DEB_ARCH).deb
 deb: build
-	rm -rf $(OUT)/deb
-	$(MAKE) --no-print-directory install-files DESTDIR=$(CURDIR)/$(OUT)/deb PREFIX=/usr >/dev/null
-	gzip -9n $(OUT)/deb/usr/share/man/man1/qedfuse.1
-	install -D -m 0644 LICENSE $(OUT)/deb/usr/share/doc/qedfuse/copyright
-	install -d $(OUT)/deb/DEBIAN
-	sed -e 's|@VERSION@|$(VERSION)|' -e 's|@ARCH@|$(DEB_ARCH)|' \
+	@rm -rf $(OUT)/deb
+	@$(MAKE) --no-print-directory install-files DESTDIR=$(CURDIR)/$(OUT)/deb PREFIX=/usr >/dev/null
+	@gzip -9n $(OUT)/deb/usr/share/man/man1/qedfuse.1
+	@install -D -m 0644 LICENSE $(OUT)/deb/usr/share/doc/qedfuse/copyright
+	@install -d $(OUT)/deb/DEBIAN
+	@sed -e 's|@VERSION@|$(VERSION)|' -e 's|@ARCH@|$(DEB_ARCH)|' \
 	    -e "s|@SIZE@|$$(du -sk --exclude=DEBIAN $(OUT)/deb | cut -f1)|" packaging/control > $(OUT)/deb/DEBIAN/control
-	dpkg-deb --root-owner-group -Zxz --build $(OUT)/deb $(DEB) >/dev/null
+	@dpkg-deb --root-owner-group -Zxz --build $(OUT)/deb $(DEB) >/dev/null
 	@echo "built $(DEB)"
 
 clean:

@@ -57,7 +57,8 @@ public sealed class FstabTests
             env -i /usr/bin/umount "$ro"
             env -i /usr/bin/umount "$rw"
             env -i /usr/bin/umount "$mt"
-            grep -c 'fuse.qedfuse' /proc/self/mountinfo | sed 's/^/LEFT /' || true
+            # (the namespace began as a copy of the machine's mounts: count only ours)
+            grep -F {{Q(t.Path)}} /proc/self/mountinfo | grep -c 'fuse.qedfuse' | sed 's/^/LEFT /' || true
             """;
         RunResult r = Bash(script, TimeSpan.FromSeconds(120));
         Assert.True(r.ExitCode == 0, r.ToString());

@@ -37,7 +37,19 @@ public static class Repo
 public static class PrivateNamespace
 {
     public static RunResult Bash(string script, TimeSpan timeout) =>
-        Run.Exec("unshare", ["-m", "--propagation", "private", "/bin/bash", "-euc", script], timeout);
+        Run.Exec("unshare", ["-m", "--propagation", "private", "/bin/bash", "-euc", ReleaseOtherFuseMounts + script], timeout);
+
+    /// <summary>
+    /// The namespace starts as a copy of every mount on the machine, and a copy of a FUSE mount
+    /// keeps its connection open: another test's daemon would not see its own unmount until this
+    /// namespace ends. So the script first lets go of every FUSE mount it did not make.
+    /// </summary>
+    private const string ReleaseOtherFuseMounts = """
+        awk '$3 ~ /^fuse(\.|blk|$)/ { print $2 }' /proc/self/mounts | while read -r m; do
+            umount -l "$(printf '%b' "$m")" 2>/dev/null || true
+        done
+
+        """;
 
     /// <summary>Single-quoted for bash.</summary>
     public static string Q(string s) => "'" + s.Replace("'", "'\\''") + "'";
