@@ -127,7 +127,8 @@ install-files:
 	sed 's|@QEDFUSE@|$(BINDIR)/qedfuse|' packaging/mount.qedfuse > $(DESTDIR)$(SBINDIR)/mount.qedfuse
 	chmod 0755 $(DESTDIR)$(SBINDIR)/mount.qedfuse
 	ln -sf mount.qedfuse $(DESTDIR)$(SBINDIR)/mount.fuse.qedfuse
-	install -D -m 0644 packaging/qedfuse.1 $(DESTDIR)$(MANDIR)/man1/qedfuse.1
+	install -d $(DESTDIR)$(MANDIR)/man1
+	sed 's|@VERSION@|$(VERSION)|' packaging/qedfuse.1 > $(DESTDIR)$(MANDIR)/man1/qedfuse.1
 	install -D -m 0644 packaging/qedfuse.bash-completion $(DESTDIR)$(COMPLETIONDIR)/qedfuse
 	@echo "installed $(DESTDIR)$(BINDIR)/qedfuse, $(DESTDIR)$(SBINDIR)/mount.qedfuse (fstab type qedfuse or fuse.qedfuse),"
 	@echo "  $(DESTDIR)$(MANDIR)/man1/qedfuse.1 and $(DESTDIR)$(COMPLETIONDIR)/qedfuse"
