@@ -84,6 +84,30 @@ public sealed class LoggingTests
         }
     }
 
+    [Fact]
+    public void BackgroundMountWithoutSyslogLogsToTheKernelLog()
+    {
+        using var t = new TempDir();
+        string img = t["a.qed"];
+        Qemu.CreateQed(img, "16M");
+        string mnt = t.Dir("mnt");
+        string qf = Repo.ResolvedQedfuse();
+        // No syslog daemon in the namespace, whether or not the machine has one.
+        string script = $$"""
+            mnt={{PrivateNamespace.Q(mnt)}}
+            trap 'umount "$mnt" 2>/dev/null || umount -l "$mnt" 2>/dev/null || true' EXIT
+            if [ -e /dev/log ]; then mount --bind /dev/null /dev/log; fi
+            {{PrivateNamespace.Q(qf)}} mount {{PrivateNamespace.Q(img)}} "$mnt"
+            echo "PID $(cat {{PrivateNamespace.Q(Mounts.PidFile(mnt))}})"
+            {{PrivateNamespace.Q(qf)}} unmount "$mnt"
+            """;
+        RunResult r = PrivateNamespace.Bash(script, TimeSpan.FromSeconds(60));
+        Assert.True(r.ExitCode == 0, r.ToString());
+        string pid = Text.Lines(r.Stdout).Single(l => l.StartsWith("PID ", StringComparison.Ordinal))[4..];
+        string expected = $"qedfuse[{pid}]: unmounted {mnt}";
+        Wait.Until(() => Run.Exec("dmesg").Ok().Stdout.Contains(expected, StringComparison.Ordinal), TimeSpan.FromSeconds(10), $"'{expected}' in the kernel log");
+    }
+
     /// <summary>Runs `qedfuse mount -f`, unmounts it with `qedfuse unmount` once live, returns its stderr.</summary>
     private static string RunForegroundUntilUnmounted(string img, string mnt, string[] extra)
     {
