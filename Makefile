@@ -44,7 +44,7 @@ build: build-deps
 	@if [ "$(NATIVE)" = no ] || { [ "$(NATIVE)" = auto ] && ! { command -v clang || command -v gcc; } >/dev/null 2>&1; }; then \
 	  echo "building a self-contained single-file qedfuse (NATIVE=$(NATIVE); a native one needs clang or gcc)"; \
 	  $(DOTNET) publish src/QedFuse.Cli/QedFuse.Cli.csproj -c $(CONFIG) -o $(OUT)/bin --nologo -v quiet --use-current-runtime \
-	    -p:Version=$(VERSION) -p:PublishAot=false -p:SelfContained=true -p:PublishSingleFile=true -p:EnableCompressionInSingleFile=true; \
+	    -p:Version=$(VERSION) -p:PublishAot=false -p:SelfContained=true -p:PublishSingleFile=true -p:PublishTrimmed=true; \
 	else \
 	  $(DOTNET) publish src/QedFuse.Cli/QedFuse.Cli.csproj -c $(CONFIG) -o $(OUT)/bin --nologo -v quiet --use-current-runtime \
 	    -p:Version=$(VERSION); \
