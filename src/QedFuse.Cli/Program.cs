@@ -41,7 +41,8 @@ internal static class Program
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException or UsageException)
         {
-            Console.Error.WriteLine($"qedfuse: {OneLine(e.Message)}");
+            object? verb = result is Parsed<object> parsed ? parsed.Value : null;
+            Console.Error.WriteLine($"qedfuse: {OneLine(Remedies.Explain(verb, e) ?? e.Message)}");
             return ExitFailure;
         }
     }

@@ -13,6 +13,7 @@ internal static class LibC
     public const int EINTR = 4;
     public const int EAGAIN = 11;
     public const int EINVAL = 22;
+    public const int EROFS = 30;
 
     public const int FallocKeepSize = 0x01;
     public const int FallocPunchHole = 0x02;

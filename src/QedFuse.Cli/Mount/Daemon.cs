@@ -14,7 +14,7 @@ internal static class Daemon
     /// <summary>Serves the mount; <paramref name="ready"/> runs once it is live. Returns the exit code.</summary>
     public static int Serve(MountSettings s, Action ready)
     {
-        if (s.ForceShare)
+        if (s.Flags.ForceShare)
         {
             Log.Warn("force_share: the images may be in use by another program; what the mount shows can be stale or inconsistent");
         }
@@ -26,20 +26,23 @@ internal static class Daemon
             {
                 IBlockImage image = ImageOpener.Open(path, new ImageOpenOptions
                 {
-                    ReadOnly = s.ReadOnly,
-                    ForceShare = s.ForceShare,
+                    ReadOnly = s.Flags.ReadOnly,
+                    Format = s.Flags.Format,
+                    ForceShare = s.Flags.ForceShare,
                     CacheBytes = s.CacheBytes,
                     Log = Log.Warn,
                 });
                 images.Add(image);
 
                 // Probing falls back to raw for anything unrecognised; showing a file that is not
-                // an image as a "disk" would only hide the user's mistake.
-                if (image.FormatName == "raw")
+                // an image as a "disk" would only hide the user's mistake, unless asked for.
+                if (image.FormatName == "raw" && s.Flags.Format is null)
                 {
-                    throw new BadImageException(path, "not a disk image qedfuse can mount (no QED header found)");
+                    throw new BadImageException(path,
+                        $"not a disk image qedfuse can mount (no {ImageOpener.Readable(includeRaw: false, "or")} header found; to serve a raw file as it is: -o format=raw)");
                 }
-                Log.Info($"opened {path} ({(s.ReadOnly ? "read-only" : "read-write")})");
+
+                Log.Info($"opened {path} ({(s.Flags.ReadOnly ? "read-only" : "read-write")})");
             }
         }
         catch
@@ -56,8 +59,8 @@ internal static class Daemon
             {
                 FsName = s.Images[0],
                 Subtype = MountTable.Subtype,
-                ReadOnly = s.ReadOnly,
-                AllowOther = s.AllowOther,
+                ReadOnly = s.Flags.ReadOnly,
+                AllowOther = s.Flags.AllowOther,
                 Threads = s.Threads > 0 ? s.Threads : Math.Max(4, Environment.ProcessorCount * 2),
             });
         }

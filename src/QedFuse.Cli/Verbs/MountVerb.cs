@@ -57,9 +57,9 @@ internal static class MountVerb
         }
 
         var args = new List<string> { "mount", DaemonLauncher.ChildFlag };
-        if (s.ReadOnly || s.AllowOther || s.ForceShare)
+        if (s.Flags.ToString() is { Length: > 0 } flags)
         {
-            args.AddRange(["-o", string.Join(',', new[] { s.ReadOnly ? "ro" : null, s.AllowOther ? "allow_other" : null, s.ForceShare ? "force_share" : null }.OfType<string>())]);
+            args.AddRange(["-o", flags]);
         }
 
         args.AddRange(["--flush-interval", o.FlushInterval.ToString(System.Globalization.CultureInfo.InvariantCulture)]);
@@ -81,22 +81,10 @@ internal static class MountVerb
         string mountPoint = MountTable.Canonical(paths[^1]);
         var images = paths[..^1].Select(Path.GetFullPath).ToList();
 
-        bool ro = false, allowOther = false, forceShare = false;
-        foreach (string opt in (o.MountOptionsText ?? "").Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
+        MountFlags flags = MountFlags.Parse(o.MountOptionsText);
+        if (flags.Format is { } format)
         {
-            switch (opt)
-            {
-                case "ro": ro = true; break;
-                case "rw": ro = false; break;
-                case "allow_other": allowOther = true; break;
-                case "force_share": forceShare = true; break;
-                default: throw new UsageException($"unknown mount option '{opt}' (known: ro, rw, allow_other, force_share)");
-            }
-        }
-
-        if (forceShare && !ro)
-        {
-            throw new UsageException("force_share needs ro: an image another program writes must not be written by us too");
+            ImageOpener.FindFormat(format, images.FirstOrDefault() ?? mountPoint);
         }
 
         if (!Directory.Exists(mountPoint))
@@ -136,6 +124,6 @@ internal static class MountVerb
             throw new UsageException($"--threads {o.Threads}: give 0 (automatic) to 256");
         }
 
-        return new MountSettings(images, mountPoint, ro, allowOther, forceShare, TimeSpan.FromSeconds(o.FlushInterval), cache, o.Threads);
+        return new MountSettings(images, mountPoint, flags, TimeSpan.FromSeconds(o.FlushInterval), cache, o.Threads);
     }
 }
