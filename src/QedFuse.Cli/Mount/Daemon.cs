@@ -51,7 +51,8 @@ internal static class Daemon
             throw;
         }
 
-        var fs = new ImageFileSystem(images);
+        var fs = new ImageFileSystem(images, s.Flags);
+        bool allowOther = AllowOther(s.Flags);
         FuseSession session;
         try
         {
@@ -60,7 +61,7 @@ internal static class Daemon
                 FsName = s.Images[0],
                 Subtype = MountTable.Subtype,
                 ReadOnly = s.Flags.ReadOnly,
-                AllowOther = s.Flags.AllowOther,
+                AllowOther = allowOther,
                 Threads = s.Threads > 0 ? s.Threads : Math.Max(4, Environment.ProcessorCount * 2),
             });
         }
@@ -98,6 +99,27 @@ internal static class Daemon
         File.Delete(MountTable.PidFile(s.MountPoint));
         Log.Info($"unmounted {s.MountPoint}");
         return exit;
+    }
+
+    /// <summary>
+    /// allow_other as far as fusermount3 will grant it: for a user other than root it needs
+    /// user_allow_other in /etc/fuse.conf, and without it the mount goes ahead for this user alone.
+    /// </summary>
+    private static bool AllowOther(MountFlags flags)
+    {
+        uint self = ProcessIdentity.Current().Uid;
+        if (flags.AllowOther && self != 0 && !FuseConfig.UserAllowOther())
+        {
+            Log.Warn($"allow_other ignored: {FuseConfig.DefaultPath} lacks the line user_allow_other, so only you can use this mount (as root, add that line to let other users in)");
+            return false;
+        }
+
+        if (!flags.AllowOther && flags.Uid is { } uid && uid != self)
+        {
+            Log.Warn($"uid={uid}: without -o allow_other only you can use this mount, whoever owns its files");
+        }
+
+        return flags.AllowOther;
     }
 
     /// <summary>Flushes and closes every image (need-check cleared); records any failure for qedfuse unmount.</summary>

@@ -1,13 +1,15 @@
 using QedFuse.Block;
+using QedFuse.Block.Partitions;
 using QedFuse.Fuse;
 
 namespace QedFuse.Cli.Mount;
 
 /// <summary>
 /// The adapter between the two libraries: one directory (inode 1) holding one regular file
-/// per image (inodes 2..), each read and written through its <see cref="IBlockImage"/>.
-/// The file behaves like a raw disk image of fixed size: writes past the end fail with
-/// ENOSPC instead of growing it.
+/// per image (inodes 2..), each read and written through its <see cref="IBlockImage"/>, and
+/// with -o partitions one more per partition (inode (image+1) &lt;&lt; 32 | N), a window onto
+/// the image. Every file behaves like a raw disk of fixed size: writes past its end fail
+/// with ENOSPC instead of growing it, so a partition's writes never reach the next one.
 /// </summary>
 internal sealed class ImageFileSystem : IFuseFileSystem
 {
@@ -19,14 +21,23 @@ internal sealed class ImageFileSystem : IFuseFileSystem
     private const int SeekHole = 4;
 
     private readonly MountedImage[] _images;
+    private readonly MountFlags _flags;
     private readonly uint _uid;
     private readonly uint _gid;
     private readonly FuseTimespec _mountTime = FuseTimespec.FromDateTimeOffset(DateTimeOffset.UtcNow);
+    private readonly Lock _refreshGate = new();
 
-    public ImageFileSystem(IReadOnlyList<IBlockImage> images)
+    /// <summary>Per image, its partition files as last read; replaced whole, never changed in place.</summary>
+    private MountedImage[][] _partitions;
+
+    public ImageFileSystem(IReadOnlyList<IBlockImage> images, MountFlags flags)
     {
         _images = images.Select((img, i) => new MountedImage((ulong)i + 2, MountedImage.NameFor(img.Path), img)).ToArray();
-        (_uid, _gid) = ProcessIdentity.Current();
+        _flags = flags;
+        (uint uid, uint gid) = ProcessIdentity.Current();
+        (_uid, _gid) = (flags.Uid ?? uid, flags.Gid ?? gid);
+        _partitions = _images.Select(_ => Array.Empty<MountedImage>()).ToArray();
+        RefreshPartitions();
     }
 
     public IReadOnlyList<MountedImage> Images => _images;
@@ -39,7 +50,8 @@ internal sealed class ImageFileSystem : IFuseFileSystem
             return -Errno.ENOTDIR;
         }
 
-        foreach (var m in _images)
+        RefreshPartitions();
+        foreach (var m in AllFiles())
         {
             if (name.SequenceEqual(m.FileNameUtf8))
             {
@@ -58,7 +70,7 @@ internal sealed class ImageFileSystem : IFuseFileSystem
             attr = new FuseAttr
             {
                 Ino = RootIno,
-                Mode = FuseMode.Directory | 0x1ED, // 0755
+                Mode = FuseMode.Directory | _flags.DirectoryMode,
                 NLink = 2,
                 Uid = _uid,
                 Gid = _gid,
@@ -89,7 +101,7 @@ internal sealed class ImageFileSystem : IFuseFileSystem
 
         // A raw disk has a fixed size: truncate to the current size is a no-op, anything else
         // is refused. Time updates (touch) are accepted and ignored; ownership and mode are not ours to change.
-        if (request.Has(FuseSetAttrFields.Size) && request.Size != m.Image.VirtualSize)
+        if (request.Has(FuseSetAttrFields.Size) && request.Size != m.Size)
         {
             return -Errno.EPERM;
         }
@@ -110,14 +122,21 @@ internal sealed class ImageFileSystem : IFuseFileSystem
             return -Errno.ENOTDIR;
         }
 
-        // Offsets: 1 after ".", 2 after "..", 3+i after image i.
-        for (long i = offset; i < 2 + _images.Length; i++)
+        // A listing starts at offset 0: read the partition tables afresh then.
+        if (offset == 0)
+        {
+            RefreshPartitions();
+        }
+
+        // Offsets: 1 after ".", 2 after "..", 3+i after file i (images first, then partitions).
+        MountedImage[] files = AllFiles().ToArray();
+        for (long i = offset; i < 2 + files.Length; i++)
         {
             bool added = i switch
             {
                 0 => entries.TryAdd(".", RootIno, FuseMode.Directory, 1),
                 1 => entries.TryAdd("..", RootIno, FuseMode.Directory, 2),
-                _ => entries.TryAdd(_images[i - 2].FileNameUtf8, _images[i - 2].Ino, FuseMode.Regular, i + 1),
+                _ => entries.TryAdd(files[i - 2].FileNameUtf8, files[i - 2].Ino, FuseMode.Regular, i + 1),
             };
             if (!added)
             {
@@ -141,8 +160,10 @@ internal sealed class ImageFileSystem : IFuseFileSystem
         }
 
         // O_DIRECT opens bypass the page cache (large requests); others use it, which keeps
-        // shared writable mmap working. Nobody but us changes the image, so the cache stays valid.
-        options.DirectIo = FuseOpenOptions.IsODirect(flags);
+        // shared writable mmap working. Nobody but us changes the image, so the cache stays valid,
+        // except where files overlap: a partition file and its whole disk would each cache the
+        // same bytes and miss the other's writes, so a partitions mount caches nothing.
+        options.DirectIo = _flags.Partitions || FuseOpenOptions.IsODirect(flags);
         options.KeepCache = !options.DirectIo;
         options.FileHandle = ino;
         return 0;
@@ -155,7 +176,7 @@ internal sealed class ImageFileSystem : IFuseFileSystem
             return -Errno.ENOENT;
         }
 
-        long size = m.Image.VirtualSize;
+        long size = m.Size;
         if (offset >= size)
         {
             return 0;
@@ -164,7 +185,7 @@ internal sealed class ImageFileSystem : IFuseFileSystem
         int n = (int)Math.Min(buffer.Length, size - offset);
         try
         {
-            m.Image.Read(offset, buffer[..n]);
+            m.Image.Read(m.Offset + offset, buffer[..n]);
             return n;
         }
         catch (Exception e)
@@ -180,7 +201,7 @@ internal sealed class ImageFileSystem : IFuseFileSystem
             return -Errno.ENOENT;
         }
 
-        long size = m.Image.VirtualSize;
+        long size = m.Size;
         if (offset >= size && data.Length > 0)
         {
             return -Errno.ENOSPC;
@@ -190,7 +211,7 @@ internal sealed class ImageFileSystem : IFuseFileSystem
         try
         {
             m.NoteWrite();
-            m.Image.Write(offset, data[..n]);
+            m.Image.Write(m.Offset + offset, data[..n]);
             return n;
         }
         catch (Exception e)
@@ -225,7 +246,7 @@ internal sealed class ImageFileSystem : IFuseFileSystem
             return -Errno.EOPNOTSUPP;
         }
 
-        long size = m.Image.VirtualSize;
+        long size = m.Size;
         if (offset < 0 || length <= 0)
         {
             return -Errno.EINVAL;
@@ -245,7 +266,7 @@ internal sealed class ImageFileSystem : IFuseFileSystem
 
         long n = Math.Min(length, size - offset);
         m.NoteWrite();
-        return Guard(m, () => m.Image.WriteZeroes(offset, n, unmap: punch), 0);
+        return Guard(m, () => m.Image.WriteZeroes(m.Offset + offset, n, unmap: punch), 0);
     }
 
     public long Lseek(ulong ino, ulong fh, long offset, int whence)
@@ -260,15 +281,22 @@ internal sealed class ImageFileSystem : IFuseFileSystem
             return -Errno.EINVAL;
         }
 
-        if (offset < 0 || offset >= m.Image.VirtualSize)
+        if (offset < 0 || offset >= m.Size)
         {
             return -Errno.ENXIO;
         }
 
         try
         {
-            long at = whence == SeekData ? ChainMap.NextData(m.Image, offset) : ChainMap.NextHole(m.Image, offset);
-            return at < 0 ? -Errno.ENXIO : Math.Max(at, offset);
+            // In image offsets; the file ends at the window's end, which counts as a hole.
+            long from = m.Offset + offset, end = m.Offset + m.Size;
+            long at = whence == SeekData ? ChainMap.NextData(m.Image, from) : ChainMap.NextHole(m.Image, from);
+            if (whence == SeekHole && (at < 0 || at > end))
+            {
+                at = end;
+            }
+
+            return at < 0 || at >= end && whence == SeekData ? -Errno.ENXIO : Math.Max(at, from) - m.Offset;
         }
         catch (Exception e)
         {
@@ -288,7 +316,7 @@ internal sealed class ImageFileSystem : IFuseFileSystem
             Blocks = total,
             BlocksFree = total > used ? total - used : 0,
             BlocksAvailable = total > used ? total - used : 0,
-            Files = (ulong)_images.Length + 1,
+            Files = (ulong)AllFiles().Count() + 1,
             NameMax = 255,
         };
         return 0;
@@ -314,19 +342,72 @@ internal sealed class ImageFileSystem : IFuseFileSystem
     private FuseAttr FileAttr(MountedImage m) => new()
     {
         Ino = m.Ino,
-        Mode = FuseMode.Regular | (m.Image.IsReadOnly ? 0x124u : 0x1A4u), // 0444 / 0644
+        Mode = FuseMode.Regular | _flags.FileMode(m.Image.IsReadOnly),
         NLink = 1,
         Uid = _uid,
         Gid = _gid,
-        Size = m.Image.VirtualSize,
-        Blocks = (m.Image.AllocatedBytes + 511) / 512,
+        Size = m.Size,
+        Blocks = (Math.Min(m.Image.AllocatedBytes, m.Size) + 511) / 512,
         BlockSize = 4096,
         ATime = m.ATime,
         MTime = m.MTime,
         CTime = m.CTime,
     };
 
-    private MountedImage? Find(ulong ino) => ino >= 2 && ino - 2 < (ulong)_images.Length ? _images[ino - 2] : null;
+    private MountedImage? Find(ulong ino)
+    {
+        if (ino >= 2 && ino - 2 < (ulong)_images.Length)
+        {
+            return _images[ino - 2];
+        }
+
+        ulong owner = ino >> 32;
+        return owner >= 1 && owner <= (ulong)_images.Length
+            ? Array.Find(Volatile.Read(ref _partitions)[owner - 1], p => p.Ino == ino)
+            : null;
+    }
+
+    private IEnumerable<MountedImage> AllFiles() => _images.Concat(Volatile.Read(ref _partitions).SelectMany(p => p));
+
+    private static ulong PartitionIno(int image, int number) => ((ulong)(image + 1) << 32) | (uint)number;
+
+    /// <summary>
+    /// Reads every image's partition table again (the user may have rewritten it through the
+    /// whole-disk file). A partition that kept its number and range keeps its file object.
+    /// </summary>
+    private void RefreshPartitions()
+    {
+        if (!_flags.Partitions)
+        {
+            return;
+        }
+
+        lock (_refreshGate)
+        {
+            var next = new MountedImage[_images.Length][];
+            for (int i = 0; i < _images.Length; i++)
+            {
+                IBlockImage image = _images[i].Image;
+                IReadOnlyList<Partition> table;
+                try
+                {
+                    table = PartitionTable.Read(image);
+                }
+                catch (IOException e)
+                {
+                    Log.Error($"{image.Path}: cannot read the partition table: {e.Message}");
+                    table = [];
+                }
+
+                MountedImage[] previous = _partitions[i];
+                next[i] = table.Select(p =>
+                    Array.Find(previous, o => o.Ino == PartitionIno(i, p.Number) && o.Offset == p.Offset && o.Size == p.Length)
+                    ?? new MountedImage(PartitionIno(i, p.Number), MountedImage.NameFor(image.Path, p.Number), image, p.Offset, p.Length)).ToArray();
+            }
+
+            Volatile.Write(ref _partitions, next);
+        }
+    }
 
     private static int Guard(MountedImage m, Action action, int success)
     {

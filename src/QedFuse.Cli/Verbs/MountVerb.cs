@@ -105,7 +105,7 @@ internal static class MountVerb
             }
         }
 
-        var clash = images.GroupBy(MountedImage.NameFor).FirstOrDefault(g => g.Count() > 1);
+        var clash = images.GroupBy(i => MountedImage.NameFor(i)).FirstOrDefault(g => g.Count() > 1);
         if (clash is not null)
         {
             throw new UsageException($"{string.Join(" and ", clash)} would both appear as {clash.Key}");
