@@ -1,17 +1,24 @@
 using CommandLine;
-using CommandLine.Text;
 using QedFuse.Block;
+using QedFuse.Cli.Help;
 using QedFuse.Cli.Mount;
 
 namespace QedFuse.Cli.Verbs;
 
-[Verb("mount", HelpText = "Show disk images as raw files in MOUNTPOINT (disk.qed -> MOUNTPOINT/disk.raw) until unmounted.")]
+[Verb("mount", HelpText = "Show disk images as raw files in MOUNTPOINT (disk.qed -> MOUNTPOINT/disk.raw) until unmounted. Returns once the mount is live; the images stay open in a background daemon until 'qedfuse unmount'.")]
+[UsageLine("qedfuse mount [-o OPTIONS] [-f] [-v] IMAGE... MOUNTPOINT")]
+[Example("qedfuse mount disk.qed /mnt/x", "Mount; use /mnt/x/disk.raw as a raw disk (fdisk, dd, mount -o loop), then: qedfuse unmount /mnt/x")]
+[Example("qedfuse mount -o ro disk.qed /mnt/x", "Read-only: nothing can change the image")]
+[Example("qedfuse mount -o partitions disk.qed /mnt/x", "Also each partition as /mnt/x/disk-p1.raw, ...: mount -o loop /mnt/x/disk-p1.raw /mnt/root")]
+[Example("qedfuse mount -o ro,force_share disk.qed /mnt/x", "Look at an image a running VM has open (what you see may be stale)")]
+[Example("qedfuse mount -o format=raw,partitions disk.img /mnt/x", "Serve a raw disk file, to reach its partitions without root or losetup")]
+[Example("qedfuse mount -o allow_other,uid=1000,gid=1000,umask=027 disk.qed /mnt/x", "Let user 1000 (and group 1000, reading) use the files")]
 internal sealed class MountOptions
 {
-    [Value(0, Min = 2, MetaName = "IMAGE... MOUNTPOINT", HelpText = "One or more images, then an existing directory.")]
+    [Value(0, Min = 1, MetaName = "IMAGE... MOUNTPOINT", HelpText = "One or more images, then an existing directory.")]
     public IEnumerable<string> Paths { get; set; } = [];
 
-    [Option('o', "options", HelpText = "Comma-separated: ro (read-only), allow_other (other users may access the mount), force_share (with ro: open images another program is writing; may show stale data).")]
+    [Option('o', "options", HelpText = "Comma-separated: ro (read-only); allow_other (other users may use the mount; a user other than root needs user_allow_other in /etc/fuse.conf, else it is ignored with a warning); force_share (with ro: open images another program is writing; may show stale data); partitions (each partition of an MBR or GPT table also as NAME-pN.raw, numbered as Linux does; files are then served without the page cache, so no shared writable mmap); format=FMT (qed, raw: open every image as FMT; raw serves a file as it is); uid=N, gid=N (owner of the files; default: yours); umask=NNN (octal bits taken from 0666 files and the 0777 directory; default 022).")]
     public string? MountOptionsText { get; set; }
 
     [Option('f', "foreground", HelpText = "Stay in the foreground until unmounted; Ctrl-C or SIGTERM unmounts cleanly.")]
@@ -31,13 +38,6 @@ internal sealed class MountOptions
 
     [Option(DaemonLauncher.ChildOption, Hidden = true)]
     public bool DaemonChild { get; set; }
-
-    [Usage(ApplicationAlias = "qedfuse")]
-    public static IEnumerable<Example> Examples =>
-    [
-        new("Mount, then use the raw file", new MountOptions { Paths = ["disk.qed", "/mnt/x"] }),
-        new("Read-only", new MountOptions { Paths = ["disk.qed", "/mnt/x"], MountOptionsText = "ro" }),
-    ];
 }
 
 internal static class MountVerb
@@ -78,6 +78,11 @@ internal static class MountVerb
     private static MountSettings Validate(MountOptions o)
     {
         var paths = o.Paths.ToList();
+        if (paths.Count == 1)
+        {
+            throw new UsageException($"missing MOUNTPOINT: give the directory to mount on after the image (qedfuse mount {paths[0]} /mnt/x)");
+        }
+
         string mountPoint = MountTable.Canonical(paths[^1]);
         var images = paths[..^1].Select(Path.GetFullPath).ToList();
 

@@ -1,10 +1,13 @@
 using System.Diagnostics;
 using CommandLine;
+using QedFuse.Cli.Help;
 using QedFuse.Cli.Mount;
 
 namespace QedFuse.Cli.Verbs;
 
 [Verb("unmount", aliases: ["umount"], HelpText = "Unmount a qedfuse mount and wait until every image is flushed and closed cleanly.")]
+[UsageLine("qedfuse unmount [--timeout SECONDS] MOUNTPOINT")]
+[Example("qedfuse unmount /mnt/x", "Unmount; returns once every image is flushed and closed cleanly")]
 internal sealed class UnmountOptions
 {
     [Value(0, MetaName = "MOUNTPOINT", Required = true)]
