@@ -17,7 +17,7 @@ internal static class Program
     private static readonly Type[] Verbs =
     [
         typeof(MountOptions), typeof(UnmountOptions), typeof(CreateOptions),
-        typeof(InfoOptions), typeof(CheckOptions), typeof(MapOptions),
+        typeof(InfoOptions), typeof(CheckOptions), typeof(MapOptions), typeof(ListOptions),
     ];
 
     private static int Main(string[] args)
@@ -38,6 +38,7 @@ internal static class Program
                 (InfoOptions o) => InfoVerb.Run(o),
                 (CheckOptions o) => CheckVerb.Run(o),
                 (MapOptions o) => MapVerb.Run(o),
+                (ListOptions o) => ListVerb.Run(o),
                 errors => Usage(args, parser, result, errors));
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException or UsageException)

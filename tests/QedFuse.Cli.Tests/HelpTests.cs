@@ -52,7 +52,7 @@ public sealed class HelpTests
 
         RunResult unmount = Env.Qf("unmount");
         Assert.Equal(1, unmount.ExitCode);
-        Assert.StartsWith("qedfuse unmount: missing MOUNTPOINT; usage: qedfuse unmount", Assert.Single(Text.Lines(unmount.Stderr)));
+        Assert.StartsWith("qedfuse: missing MOUNTPOINT; usage: qedfuse unmount", Assert.Single(Text.Lines(unmount.Stderr)));
 
         RunResult verbless = Env.Qf("mnt");
         Assert.StartsWith("qedfuse: unknown verb 'mnt' (verbs: mount, unmount,", Assert.Single(Text.Lines(verbless.Stderr)));

@@ -212,6 +212,6 @@ internal static class MountTable
     }
 
     /// <summary>mountinfo escapes space, tab, newline and backslash as \ooo.</summary>
-    private static string Unescape(string s) =>
+    public static string Unescape(string s) =>
         s.Replace("\\040", " ").Replace("\\011", "\t").Replace("\\012", "\n").Replace("\\134", "\\");
 }
