@@ -50,8 +50,11 @@ public sealed record LockHolder(int Pid, string Command)
                         continue;
                     }
 
-                    string comm = File.ReadAllText($"{procDir}/comm").Trim();
-                    return new LockHolder(pid, comm) { IsQedfuse = RunsQedfuse(File.ReadAllText($"{procDir}/cmdline")) };
+                    // argv[0]'s name, whole: comm is cut at 15 characters ("qemu-storage-da").
+                    string cmdline = File.ReadAllText($"{procDir}/cmdline");
+                    string program = System.IO.Path.GetFileName(cmdline.Split('\0')[0]);
+                    string command = program.Length > 0 ? program : File.ReadAllText($"{procDir}/comm").Trim();
+                    return new LockHolder(pid, command) { IsQedfuse = RunsQedfuse(cmdline) };
                 }
                 catch (Exception e) when (e is IOException or UnauthorizedAccessException)
                 {

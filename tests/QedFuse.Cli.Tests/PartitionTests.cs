@@ -203,6 +203,20 @@ public sealed class PartitionTests
     }
 
     [Fact]
+    public void Empty_primary_slots_keep_the_numbers_of_the_others()
+    {
+        using var t = new TempDir();
+        string disk = t["disk.img"];
+        File.WriteAllBytes(disk, new byte[16 << 20]);
+        Sfdisk(disk, "label: dos\ndisk.img2 : start=2048, size=4096, type=83\ndisk.img4 : start=8192, size=4096, type=83\n");
+        Dictionary<int, (long Offset, long Length)> oracle = Oracle(disk);
+        Assert.Equal([2, 4], oracle.Keys.Order());
+        using Mounted m = Mounted.Start(t.Dir("mnt"), [disk], ["-o", "format=raw,partitions"]);
+        AssertListingMatches(m.MountPoint, "disk", oracle);
+        Assert.Equal(0, m.Unmount().ExitCode);
+    }
+
+    [Fact]
     public void Partition_files_of_a_read_only_mount_are_read_only()
     {
         using var t = new TempDir();
