@@ -14,6 +14,14 @@ internal static class Program
 {
     public const int ExitFailure = 1;
 
+    /// <summary>
+    /// Every verb, in the order the overview lists them. Adding one: an options class with
+    /// [Verb("name", HelpText = "What it does, in a sentence.")], one or more
+    /// [UsageLine("qedfuse name ...")] and at least one [Example("qedfuse name ...", "what that does")]
+    /// (HelpTests checks each verb listed here); a case in Main's MapResult; bad input thrown as a
+    /// UsageException or BadImageException (one line each); the verb's way out of an image in use
+    /// or on a read-only file system as a line in <see cref="Remedies"/>.
+    /// </summary>
     private static readonly Type[] Verbs =
     [
         typeof(MountOptions), typeof(UnmountOptions), typeof(CreateOptions),

@@ -87,9 +87,9 @@ internal static class MountVerb
         var images = paths[..^1].Select(Path.GetFullPath).ToList();
 
         MountFlags flags = MountFlags.Parse(o.MountOptionsText);
-        if (flags.Format is { } format)
+        if (flags.Format is { } format && !ImageOpener.Formats.Any(f => f.Name == format))
         {
-            ImageOpener.FindFormat(format, images.FirstOrDefault() ?? mountPoint);
+            throw new UsageException($"mount option 'format={format}': unknown format (known: {string.Join(", ", ImageOpener.Formats.Select(f => f.Name))})");
         }
 
         if (!Directory.Exists(mountPoint))
