@@ -62,7 +62,7 @@ internal static class Daemon
                 Subtype = MountTable.Subtype,
                 ReadOnly = s.Flags.ReadOnly,
                 AllowOther = allowOther,
-                Threads = s.Threads > 0 ? s.Threads : Math.Max(4, Environment.ProcessorCount * 2),
+                Threads = s.Threads > 0 ? s.Threads : FuseMountOptions.DefaultThreads,
             });
         }
         catch

@@ -1,5 +1,6 @@
 using QedFuse.Block;
 using QedFuse.Block.Partitions;
+using QedFuse.Block.Native;
 using QedFuse.Fuse;
 
 namespace QedFuse.Cli.Mount;
@@ -14,11 +15,6 @@ namespace QedFuse.Cli.Mount;
 internal sealed class ImageFileSystem : IFuseFileSystem
 {
     private const ulong RootIno = 1;
-    private const int FallocKeepSize = 0x01;
-    private const int FallocPunchHole = 0x02;
-    private const int FallocZeroRange = 0x10;
-    private const int SeekData = 3;
-    private const int SeekHole = 4;
 
     private readonly MountedImage[] _images;
     private readonly MountFlags _flags;
@@ -239,8 +235,8 @@ internal sealed class ImageFileSystem : IFuseFileSystem
             return -Errno.ENOENT;
         }
 
-        bool punch = mode == (FallocPunchHole | FallocKeepSize);
-        bool zero = (mode & ~FallocKeepSize) == FallocZeroRange;
+        bool punch = mode == (Linux.FallocPunchHole | Linux.FallocKeepSize);
+        bool zero = (mode & ~Linux.FallocKeepSize) == Linux.FallocZeroRange;
         if (!punch && !zero)
         {
             return -Errno.EOPNOTSUPP;
@@ -254,7 +250,7 @@ internal sealed class ImageFileSystem : IFuseFileSystem
 
         // The file cannot grow: without KEEP_SIZE a range reaching past the end would make the
         // kernel extend its cached size after our success, so it fails like a full disk.
-        if ((mode & FallocKeepSize) == 0 && (offset >= size || length > size - offset))
+        if ((mode & Linux.FallocKeepSize) == 0 && (offset >= size || length > size - offset))
         {
             return -Errno.ENOSPC;
         }
@@ -276,7 +272,7 @@ internal sealed class ImageFileSystem : IFuseFileSystem
             return -Errno.ENOENT;
         }
 
-        if (whence is not (SeekData or SeekHole))
+        if (whence is not (Linux.SeekData or Linux.SeekHole))
         {
             return -Errno.EINVAL;
         }
@@ -290,13 +286,13 @@ internal sealed class ImageFileSystem : IFuseFileSystem
         {
             // In image offsets; the file ends at the window's end, which counts as a hole.
             long from = m.Offset + offset, end = m.Offset + m.Size;
-            long at = whence == SeekData ? ChainMap.NextData(m.Image, from) : ChainMap.NextHole(m.Image, from);
-            if (whence == SeekHole && (at < 0 || at > end))
+            long at = whence == Linux.SeekData ? ChainMap.NextData(m.Image, from) : ChainMap.NextHole(m.Image, from);
+            if (whence == Linux.SeekHole && (at < 0 || at > end))
             {
                 at = end;
             }
 
-            return at < 0 || at >= end && whence == SeekData ? -Errno.ENXIO : Math.Max(at, from) - m.Offset;
+            return at < 0 || at >= end && whence == Linux.SeekData ? -Errno.ENXIO : Math.Max(at, from) - m.Offset;
         }
         catch (Exception e)
         {
