@@ -15,6 +15,12 @@ internal static class DaemonLauncher
     public const string ChildFlag = "--" + ChildOption;
     public const string ReadyLine = "ready";
 
+    /// <summary>
+    /// The child's last stderr line before readiness: the launcher relays stderr on another
+    /// thread, and waits for this line so that no warning printed before "ready" is lost.
+    /// </summary>
+    private const string StderrDoneLine = "\u0001qedfuse: stderr done";
+
     public static int Launch(IEnumerable<string> childArgs)
     {
         var psi = new ProcessStartInfo("setsid")
@@ -34,11 +40,17 @@ internal static class DaemonLauncher
         using Process setsid = Process.Start(psi) ?? throw new IOException("cannot start the qedfuse daemon (setsid)");
         setsid.StandardInput.Close();
         var stderrDone = new TaskCompletionSource();
+        var stderrRelayed = new TaskCompletionSource();
         setsid.ErrorDataReceived += (_, e) =>
         {
             if (e.Data is null)
             {
                 stderrDone.TrySetResult();
+                stderrRelayed.TrySetResult();
+            }
+            else if (e.Data == StderrDoneLine)
+            {
+                stderrRelayed.TrySetResult();
             }
             else
             {
@@ -51,6 +63,7 @@ internal static class DaemonLauncher
         {
             if (line == ReadyLine)
             {
+                stderrRelayed.Task.Wait(TimeSpan.FromSeconds(5));
                 return 0;
             }
         }
@@ -63,6 +76,8 @@ internal static class DaemonLauncher
     /// <summary>In the child: tell the launcher the mount is live, then log to syslog.</summary>
     public static void ReportReady()
     {
+        Console.Error.WriteLine(StderrDoneLine);
+        Console.Error.Flush();
         Console.Out.WriteLine(ReadyLine);
         Console.Out.Flush();
         Log.SwitchToSyslog();
