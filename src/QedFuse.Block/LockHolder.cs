@@ -21,8 +21,23 @@ public sealed record LockHolder(int Pid, string Command)
             : $"{Command} (pid {Pid}{more})";
     }
 
-    /// <summary>The first other process holding a lock on byte <paramref name="lockByte"/> of <paramref name="path"/>, or null.</summary>
+    /// <summary>How long an error message may wait for its holder's name.</summary>
+    private static readonly TimeSpan SearchLimit = TimeSpan.FromSeconds(2);
+
+    /// <summary>
+    /// The first other process holding a lock on byte <paramref name="lockByte"/> of <paramref name="path"/>,
+    /// or null. A /proc read can block (on a process stuck in a page fault, say): the search runs
+    /// on a background thread and is abandoned after <see cref="SearchLimit"/>.
+    /// </summary>
     internal static LockHolder? Find(string path, long lockByte)
+    {
+        LockHolder? found = null;
+        var search = new Thread(() => found = Search(path, lockByte)) { IsBackground = true, Name = "lock-holder" };
+        search.Start();
+        return search.Join(SearchLimit) ? found : null;
+    }
+
+    private static LockHolder? Search(string path, long lockByte)
     {
         string target;
         try
@@ -50,11 +65,11 @@ public sealed record LockHolder(int Pid, string Command)
                         continue;
                     }
 
-                    // argv[0]'s name, whole: comm is cut at 15 characters ("qemu-storage-da").
-                    string cmdline = File.ReadAllText($"{procDir}/cmdline");
-                    string program = System.IO.Path.GetFileName(cmdline.Split('\0')[0]);
-                    string command = program.Length > 0 ? program : File.ReadAllText($"{procDir}/comm").Trim();
-                    return new LockHolder(pid, command) { IsQedfuse = RunsQedfuse(cmdline) };
+                    // The executable's name, whole (comm is cut at 15 characters: "qemu-storage-da"); only
+                    // "dotnet" running qedfuse.dll needs the command line, which can block.
+                    string command = System.IO.Path.GetFileName(new FileInfo($"{procDir}/exe").LinkTarget ?? File.ReadAllText($"{procDir}/comm").Trim());
+                    bool qedfuse = command == "qedfuse" || (command == "dotnet" && RunsQedfuse(File.ReadAllText($"{procDir}/cmdline")));
+                    return new LockHolder(pid, command) { IsQedfuse = qedfuse };
                 }
                 catch (Exception e) when (e is IOException or UnauthorizedAccessException)
                 {
