@@ -26,6 +26,7 @@ internal static class Program
     [
         typeof(MountOptions), typeof(UnmountOptions), typeof(CreateOptions),
         typeof(InfoOptions), typeof(CheckOptions), typeof(MapOptions), typeof(ListOptions),
+        typeof(StatsOptions), typeof(ThrottleOptions), typeof(RefreshOptions),
     ];
 
     private static int Main(string[] args)
@@ -47,6 +48,9 @@ internal static class Program
                 (CheckOptions o) => CheckVerb.Run(o),
                 (MapOptions o) => MapVerb.Run(o),
                 (ListOptions o) => ListVerb.Run(o),
+                (StatsOptions o) => StatsVerb.Run(o),
+                (ThrottleOptions o) => ThrottleVerb.Run(o),
+                (RefreshOptions o) => RefreshVerb.Run(o),
                 errors => Usage(args, parser, result, errors));
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException or UsageException)
@@ -123,6 +127,7 @@ internal static class Program
     private static string VerbNames => string.Join(", ", Verbs.Select(VerbHelp.Name));
 
     /// <summary>What an option takes, in words: its enum's values, or the kind of number.</summary>
+    [System.Diagnostics.CodeAnalysis.UnconditionalSuppressMessage("Trimming", "IL2070", Justification = "The verb types live in this assembly, which the build roots whole (TrimmerRootAssembly).")]
     private static string ValueRule(Type verb, string longName)
     {
         Type? type = verb.GetProperties()
@@ -138,6 +143,7 @@ internal static class Program
     }
 
     /// <summary>The positional arguments a verb requires, by their names in its usage: "IMAGE", "MOUNTPOINT".</summary>
+    [System.Diagnostics.CodeAnalysis.UnconditionalSuppressMessage("Trimming", "IL2070", Justification = "The verb types live in this assembly, which the build roots whole (TrimmerRootAssembly).")]
     private static string MissingArguments(Type verb)
     {
         var names = verb.GetProperties()

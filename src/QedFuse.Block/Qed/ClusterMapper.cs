@@ -25,20 +25,22 @@ internal sealed class ClusterMapper
     private readonly long _l1Offset;
     private readonly L2Cache _cache;
     private readonly ClusterAllocator _allocator;
+    private readonly MetadataStatistics _stats;
     private readonly AliasGuard _guard;
     private readonly HashSet<long> _inFlight = [];
     private DirtyRange _l1Dirty;
     private int _waiters;
     private int _allocationsInFlight;
 
-    public ClusterMapper(HostFile file, QedGeometry geo, ulong[] l1, long l1Offset, int cacheTables, NeedCheckFlag needCheck)
+    public ClusterMapper(HostFile file, QedGeometry geo, ulong[] l1, long l1Offset, int cacheTables, NeedCheckFlag needCheck, MetadataStatistics stats)
     {
+        _stats = stats;
         _path = file.Path;
         _file = file;
         _geo = geo;
         _l1 = l1;
         _l1Offset = l1Offset;
-        _cache = new L2Cache(cacheTables);
+        _cache = new L2Cache(cacheTables, stats);
         _allocator = new ClusterAllocator(file, geo.ClusterSize, needCheck);
         _guard = new AliasGuard(geo, l1, l1Offset, _allocator.ValidLimit);
         TableCount = l1.Count(e => e != 0);
@@ -91,6 +93,27 @@ internal sealed class ClusterMapper
 
             needCheck.Clear();
             return true;
+        }
+    }
+
+    /// <summary>Bytes of table sectors changed in memory and not yet written (what the next flush pass writes).</summary>
+    public long DirtyBytes
+    {
+        get
+        {
+            lock (_lock)
+            {
+                long bytes = 0;
+                foreach (var t in _cache.Tables)
+                {
+                    if (t.IsDirty && !t.Loading)
+                    {
+                        bytes += (t.IsNew ? _geo.TableEntries : TableIO.SectorRange(t.Dirty.First, t.Dirty.Last, _geo.TableEntries).Count) * sizeof(ulong);
+                    }
+                }
+
+                return bytes + (_l1Dirty.IsEmpty ? 0 : TableIO.SectorRange(_l1Dirty.First, _l1Dirty.Last, _geo.TableEntries).Count * sizeof(ulong));
+            }
         }
     }
 
@@ -167,6 +190,7 @@ internal sealed class ClusterMapper
             }
 
             plan.Table!.Dirty.Mark(index, index + plan.Clusters - 1);
+            _stats.ClustersAllocated += plan.Clusters;
             ReleaseLocked(plan);
         }
     }
@@ -315,11 +339,13 @@ internal sealed class ClusterMapper
             L2Table? t = _cache.Find((long)entry);
             if (t is null)
             {
+                _stats.CacheMisses++;
                 return LoadLocked((long)entry, l1Index);
             }
 
             if (!t.Loading)
             {
+                _stats.CacheHits++;
                 return t;
             }
 

@@ -10,8 +10,13 @@ internal sealed class L2Cache
 {
     private readonly Dictionary<long, LinkedListNode<L2Table>> _tables = [];
     private readonly LinkedList<L2Table> _lru = new(); // most recently used first
+    private readonly MetadataStatistics _stats;
 
-    public L2Cache(int capacity) => Capacity = Math.Max(1, capacity);
+    public L2Cache(int capacity, MetadataStatistics stats)
+    {
+        Capacity = Math.Max(1, capacity);
+        _stats = stats;
+    }
 
     public int Capacity { get; }
 
@@ -60,6 +65,7 @@ internal sealed class L2Cache
             {
                 _lru.Remove(node);
                 _tables.Remove(node.Value.HostOffset);
+                _stats.CacheEvictions++;
             }
 
             node = previous;

@@ -12,9 +12,11 @@ internal sealed class MetadataFlusher
     private readonly HostFile _file;
     private readonly ClusterMapper _mapper;
     private readonly NeedCheckFlag _needCheck;
+    private readonly MetadataStatistics _stats;
 
-    public MetadataFlusher(HostFile file, ClusterMapper mapper, NeedCheckFlag needCheck)
+    public MetadataFlusher(HostFile file, ClusterMapper mapper, NeedCheckFlag needCheck, MetadataStatistics stats)
     {
+        _stats = stats;
         _file = file;
         _mapper = mapper;
         _needCheck = needCheck;
@@ -34,6 +36,7 @@ internal sealed class MetadataFlusher
             }
 
             bool written = false;
+            long start = System.Diagnostics.Stopwatch.GetTimestamp();
             try
             {
                 _needCheck.Set();
@@ -57,6 +60,8 @@ internal sealed class MetadataFlusher
             finally
             {
                 _mapper.CompleteSnapshot(snap, written);
+                _stats.FlushPasses++;
+                _stats.FlushTimeNs += (long)System.Diagnostics.Stopwatch.GetElapsedTime(start).TotalNanoseconds;
             }
         }
     }

@@ -1,5 +1,6 @@
 using System.Runtime.InteropServices;
 using QedFuse.Block;
+using QedFuse.Cli.Live;
 using QedFuse.Fuse;
 
 namespace QedFuse.Cli.Mount;
@@ -51,7 +52,15 @@ internal static class Daemon
             throw;
         }
 
-        var fs = new ImageFileSystem(images, s.Flags);
+        var fs = new ImageFileSystem(images, s.Flags) { RevalidateOnOpen = s.ForceShare };
+        if (!s.Limits.IsEmpty)
+        {
+            foreach (MountedImage m in fs.Images)
+            {
+                m.Throttle.Configure(s.Limits);
+            }
+        }
+
         bool allowOther = AllowOther(s.Flags);
         FuseSession session;
         try
@@ -72,15 +81,17 @@ internal static class Daemon
         }
 
         int exit = 0;
+        fs.Session = session;
         using (session)
         {
             MountTable.WritePid(s.MountPoint);
             using var signals = new SignalUnmount(session);
             using (var flusher = new BackgroundFlusher(images, s.FlushInterval))
+            using (ControlServer control = ControlServer.Start(MountTable.SocketFile(Environment.ProcessId), new ControlCommands(fs, s)))
             {
                 session.Start();
                 flusher.Start();
-                Log.Info($"mounted {string.Join(", ", fs.Images.Select(m => m.FileName))} at {s.MountPoint}");
+                Log.Notice($"mounted {string.Join(", ", s.Images)} at {s.MountPoint} ({(s.ReadOnly ? "read-only" : "read-write")})");
                 ready();
                 try
                 {
@@ -91,13 +102,21 @@ internal static class Daemon
                     Log.Error($"{s.MountPoint}: FUSE connection failed: {e.Message}");
                     exit = 1;
                 }
+
+                // Requests still waiting for an I/O limit are answered before the images close.
+                foreach (MountedImage m in fs.Images)
+                {
+                    m.Throttle.Dispose();
+                }
+
+                session.WaitForDeferred(TimeSpan.FromSeconds(30));
             }
 
             exit = CloseAll(images, s.MountPoint) ? exit : 1;
         }
 
         File.Delete(MountTable.PidFile(s.MountPoint));
-        Log.Info($"unmounted {s.MountPoint}");
+        Log.Notice($"unmounted {s.MountPoint}");
         return exit;
     }
 

@@ -9,12 +9,21 @@ internal sealed record MountSettings(
     MountFlags Flags,
     TimeSpan FlushInterval,
     long CacheBytes,
-    int Threads);
+    int Threads)
+{
+    public bool ReadOnly => Flags.ReadOnly;
+
+    public bool AllowOther => Flags.AllowOther;
+
+    public bool ForceShare => Flags.ForceShare;
+
+    public Live.ThrottleLimits Limits => Flags.Limits;
+}
 
 /// <summary>The <c>-o</c> options of a mount, parsed; <see cref="ToString"/> gives them back for the daemon.</summary>
 internal sealed record MountFlags
 {
-    public const string Known = "ro, rw, allow_other, force_share, partitions, format=FMT, uid=N, gid=N, umask=NNN";
+    public const string Known = "ro, rw, allow_other, force_share, partitions, format=FMT, uid=N, gid=N, umask=NNN, iops=N, iops_read=N, iops_write=N, bps=N, bps_read=N, bps_write=N, burst_seconds=S";
 
     public bool ReadOnly { get; init; }
 
@@ -36,6 +45,9 @@ internal sealed record MountFlags
     /// <summary>Permission bits taken away from the exposed files (0666, or 0444 read-only) and the directory (0777).</summary>
     public uint Umask { get; init; } = DefaultUmask;
 
+    /// <summary>I/O limits from the mount options (iops=, bps=, ...).</summary>
+    public Live.ThrottleLimits Limits { get; init; } = new();
+
     public const uint DefaultUmask = 0x12; // 022
 
     /// <summary>Parses "ro,allow_other,uid=1000,..." (the union of every -o given), or says in plain words what is wrong.</summary>
@@ -44,6 +56,13 @@ internal sealed record MountFlags
         var f = new MountFlags();
         foreach (string opt in (text ?? "").Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
         {
+            var limits = f.Limits;
+            if (Live.ThrottleLimits.TryParseOption(opt, ref limits))
+            {
+                f = f with { Limits = limits };
+                continue;
+            }
+
             int eq = opt.IndexOf('=');
             string key = eq < 0 ? opt : opt[..eq];
             string? value = eq < 0 ? null : opt[(eq + 1)..];
@@ -81,6 +100,7 @@ internal sealed record MountFlags
         if (Uid is { } u) opts.Add("uid=" + u.ToString(CultureInfo.InvariantCulture));
         if (Gid is { } g) opts.Add("gid=" + g.ToString(CultureInfo.InvariantCulture));
         if (Umask != DefaultUmask) opts.Add("umask=" + Convert.ToString(Umask, 8));
+        if (!Limits.IsEmpty) opts.AddRange(Limits.ToOptions());
         return string.Join(',', opts);
     }
 

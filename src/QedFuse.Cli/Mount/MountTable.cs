@@ -1,4 +1,4 @@
-using System.Diagnostics;
+using QedFuse.Fuse;
 
 namespace QedFuse.Cli.Mount;
 
@@ -83,6 +83,13 @@ internal static class MountTable
     /// <summary>Written by a daemon whose images did not close cleanly; read (and removed) by unmount.</summary>
     public static string ErrorFile(string mountPoint) => PidFile(mountPoint) + ".error";
 
+    /// <summary>
+    /// The control socket of daemon <paramref name="pid"/> (qedfuse stats/throttle/refresh): named
+    /// by pid, not mount point, to stay within the 108 bytes a socket path may have; clients find
+    /// the pid through the mount point's pid file, as unmount does.
+    /// </summary>
+    public static string SocketFile(int pid) => Path.Combine(RuntimeDir, $"{pid}.sock");
+
     public static void WritePid(string mountPoint)
     {
         Directory.CreateDirectory(RuntimeDir);
@@ -148,6 +155,7 @@ internal static class MountTable
                 if (int.TryParse(File.ReadAllText(file).Trim(), out int pid) && !IsAlive(pid))
                 {
                     File.Delete(file);
+                    File.Delete(SocketFile(pid));
                 }
             }
             catch (IOException)
@@ -194,21 +202,13 @@ internal static class MountTable
 
     public static int RunFusermount(params string[] args)
     {
-        var psi = new ProcessStartInfo("fusermount3") { UseShellExecute = false, RedirectStandardError = true };
-        foreach (string a in args)
+        int exit = Fusermount.Run(args, out string err);
+        if (exit != 0 && err.Length > 0)
         {
-            psi.ArgumentList.Add(a);
+            Log.Info($"fusermount3 {string.Join(' ', args)}: {err}");
         }
 
-        using Process p = Process.Start(psi) ?? throw new IOException("cannot run fusermount3");
-        string err = p.StandardError.ReadToEnd();
-        p.WaitForExit();
-        if (p.ExitCode != 0 && err.Length > 0)
-        {
-            Log.Info($"fusermount3 {string.Join(' ', args)}: {err.Trim()}");
-        }
-
-        return p.ExitCode;
+        return exit;
     }
 
     /// <summary>mountinfo escapes space, tab, newline and backslash as \ooo.</summary>

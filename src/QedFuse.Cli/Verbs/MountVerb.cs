@@ -1,6 +1,7 @@
 using CommandLine;
 using QedFuse.Block;
 using QedFuse.Cli.Help;
+using QedFuse.Cli.Live;
 using QedFuse.Cli.Mount;
 
 namespace QedFuse.Cli.Verbs;
@@ -18,7 +19,8 @@ internal sealed class MountOptions
     [Value(0, Min = 1, MetaName = "IMAGE... MOUNTPOINT", HelpText = "One or more images, then an existing directory.")]
     public IEnumerable<string> Paths { get; set; } = [];
 
-    [Option('o', "options", HelpText = "Comma-separated: ro (read-only); allow_other (other users may use the mount; a user other than root needs user_allow_other in /etc/fuse.conf, else it is ignored with a warning); force_share (with ro: open images another program is writing; may show stale data); partitions (each partition of an MBR or GPT table also as NAME-pN.raw, numbered as Linux does; files are then served without the page cache, so no shared writable mmap); format=FMT (qed, raw: open every image as FMT; raw serves a file as it is); uid=N, gid=N (owner of the files; default: yours); umask=NNN (octal bits taken from 0666 files and the 0777 directory; default 022).")]
+    [Option('o', "options", HelpText = "Comma-separated: ro (read-only); allow_other (other users may use the mount; a user other than root needs user_allow_other in /etc/fuse.conf, else it is ignored with a warning); force_share (with ro: open images another program is writing; may show stale data); partitions (each partition of an MBR or GPT table also as NAME-pN.raw, numbered as Linux does; files are then served without the page cache, so no shared writable mmap); format=FMT (qed, raw: open every image as FMT; raw serves a file as it is); uid=N, gid=N (owner of the files; default: yours); umask=NNN (octal bits taken from 0666 files and the 0777 directory; default 022); "
+        + "iops=N, iops_read=N, iops_write=N, bps=N, bps_read=N, bps_write=N, burst_seconds=S (I/O limits per file, see 'qedfuse throttle --help').")]
     public string? MountOptionsText { get; set; }
 
     [Option('f', "foreground", HelpText = "Stay in the foreground until unmounted; Ctrl-C or SIGTERM unmounts cleanly.")]
@@ -33,8 +35,11 @@ internal sealed class MountOptions
     [Option("threads", Default = 0, HelpText = "Threads serving requests (0 = automatic).")]
     public int Threads { get; set; }
 
-    [Option('v', "verbose", HelpText = "Log each mount-level event (stderr in the foreground, syslog otherwise).")]
+    [Option('v', "verbose", HelpText = "Log each mount-level event: to stderr in the foreground, to syslog (or, without one, the kernel log) once in the background.")]
     public bool Verbose { get; set; }
+
+    [Option("log-file", MetaValue = "PATH", HelpText = "Also append the mount's messages to PATH, with timestamps: start, repairs, errors, unmount (and with -v every event). For machines without syslog.")]
+    public string? LogFile { get; set; }
 
     [Option(DaemonLauncher.ChildOption, Hidden = true)]
     public bool DaemonChild { get; set; }
@@ -88,17 +93,33 @@ internal static class MountVerb
 
     public static int Run(MountOptions o)
     {
-        Log.Verbose = o.Verbose;
-        MountSettings s = Validate(o);
         if (o.DaemonChild)
         {
-            return Daemon.Serve(s, DaemonLauncher.ReportReady);
+            DaemonLauncher.DetachChild();
         }
 
-        if (o.Foreground)
+        Log.Verbose = o.Verbose;
+        string? logFile = o.LogFile is null ? null : Path.GetFullPath(o.LogFile);
+        if (logFile is not null && (o.DaemonChild || o.Foreground))
         {
-            return Daemon.Serve(s, () => { });
+            Log.OpenFile(logFile);
         }
+
+        if (o.DaemonChild || o.Foreground)
+        {
+            try
+            {
+                return Daemon.Serve(Validate(o), o.DaemonChild ? DaemonLauncher.ReportReady : () => { });
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException or UsageException)
+            {
+                // Through the log, so that a --log-file records why the mount failed too.
+                Log.Error(e.Message);
+                return Program.ExitFailure;
+            }
+        }
+
+        MountSettings s = Validate(o);
 
         var args = new List<string> { "mount", DaemonLauncher.ChildFlag };
         if (s.Flags.ToString() is { Length: > 0 } flags)
@@ -112,6 +133,11 @@ internal static class MountVerb
         if (o.Verbose)
         {
             args.Add("-v");
+        }
+
+        if (logFile is not null)
+        {
+            args.AddRange(["--log-file", logFile]);
         }
 
         args.AddRange(s.Images);
