@@ -56,18 +56,19 @@ public sealed record LockHolder(int Pid, string Command)
                 continue;
             }
 
-            foreach (string fd in SafeEnumerate(System.IO.Path.Combine(procDir, "fd")))
+            // fdinfo's entries are plain files: listing them never touches what the fds point to.
+            foreach (string info in SafeEnumerate(System.IO.Path.Combine(procDir, "fdinfo")))
             {
                 try
                 {
-                    if (new FileInfo(fd).LinkTarget != target || !HoldsLock(File.ReadAllText($"{procDir}/fdinfo/{System.IO.Path.GetFileName(fd)}"), lockByte))
+                    if (Native.LibC.ReadLink($"{procDir}/fd/{System.IO.Path.GetFileName(info)}") != target || !HoldsLock(File.ReadAllText(info), lockByte))
                     {
                         continue;
                     }
 
                     // The executable's name, whole (comm is cut at 15 characters: "qemu-storage-da"); only
                     // "dotnet" running qedfuse.dll needs the command line, which can block.
-                    string command = System.IO.Path.GetFileName(new FileInfo($"{procDir}/exe").LinkTarget ?? File.ReadAllText($"{procDir}/comm").Trim());
+                    string command = System.IO.Path.GetFileName(Native.LibC.ReadLink($"{procDir}/exe") ?? File.ReadAllText($"{procDir}/comm").Trim());
                     bool qedfuse = command == "qedfuse" || (command == "dotnet" && RunsQedfuse(File.ReadAllText($"{procDir}/cmdline")));
                     return new LockHolder(pid, command) { IsQedfuse = qedfuse };
                 }

@@ -114,7 +114,7 @@ internal static class MountVerb
             catch (Exception e) when (e is IOException or UnauthorizedAccessException or UsageException)
             {
                 // Through the log, so that a --log-file records why the mount failed too.
-                Log.Error(e.Message);
+                Log.Error(Remedies.Explain(o, e) ?? e.Message);
                 return Program.ExitFailure;
             }
         }
