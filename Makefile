@@ -29,8 +29,8 @@ export DOTNET_NOLOGO := 1
 export DOTNET_SKIP_FIRST_TIME_EXPERIENCE := 1
 
 # Debian packages the tests drive as real components (QEMU's tools are the oracle).
-TEST_DEPS_CMDS := qemu-img qemu-io qemu-storage-daemon fusermount3 mkfs.ext4 e2fsck losetup gcc fio man groff dpkg-deb unshare
-TEST_DEPS_PKGS := qemu-utils qemu-system-common fuse3 libfuse3-3 libfuse3-dev e2fsprogs mount gcc libc6-dev fio man-db groff-base dpkg util-linux
+TEST_DEPS_CMDS := qemu-img qemu-io qemu-storage-daemon fusermount3 mkfs.ext4 e2fsck losetup gcc fio man groff dpkg-deb unshare sfdisk
+TEST_DEPS_PKGS := qemu-utils qemu-system-common fuse3 libfuse3-3 libfuse3-dev e2fsprogs mount gcc libc6-dev fio man-db groff-base dpkg util-linux fdisk
 
 # NativeAOT links with clang (or gcc) and strips with objcopy.
 BUILD_DEPS_PKGS := clang binutils libc6-dev

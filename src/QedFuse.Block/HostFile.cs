@@ -57,6 +57,10 @@ internal sealed class HostFile : IDisposable
         {
             throw new BadImageException(path, writable ? "permission denied (open it read-only with -o ro?)" : "permission denied");
         }
+        catch (IOException e) when (writable && e.HResult == LibC.EROFS)
+        {
+            throw new ReadOnlyFileSystemException(path);
+        }
         catch (IOException e) when (e is not BadImageException)
         {
             throw new BadImageException(path, e.Message);

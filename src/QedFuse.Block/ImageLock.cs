@@ -43,12 +43,12 @@ internal static class ImageLock
 
         foreach (int p in held)
         {
-            Test(fd, path, SharedBase + p, $"another process refuses to share {PermNames[p]} access");
+            Test(fd, path, SharedBase + p, $"which does not share {PermNames[p]} access");
         }
 
         foreach (int p in unshared)
         {
-            Test(fd, path, PermBase + p, $"another process has it open with {PermNames[p]} access");
+            Test(fd, path, PermBase + p, $"which has it open with {PermNames[p]} access");
         }
 
         foreach (long b in held.Select(p => PermBase + p).Concat(unshared.Select(p => SharedBase + p)))
@@ -56,8 +56,9 @@ internal static class ImageLock
             int errno = LibC.SetOfdLock(fd, b, LibC.LockRead);
             if (errno != 0)
             {
-                throw new BadImageException(path,
-                    errno is LibC.EAGAIN ? "is locked by another process (QEMU or qedfuse)" : $"cannot take image lock (errno {errno})");
+                throw errno is LibC.EAGAIN
+                    ? new ImageInUseException(path, "which locked it while we were opening it", LockHolder.Find(path, b))
+                    : new BadImageException(path, $"cannot take image lock (errno {errno})");
             }
         }
     }
@@ -81,11 +82,11 @@ internal static class ImageLock
         }
     }
 
-    private static void Test(SafeFileHandle fd, string path, long offset, string what)
+    private static void Test(SafeFileHandle fd, string path, long offset, string why)
     {
         if (LibC.OfdLockConflicts(fd, offset, LibC.LockWrite, out int errno))
         {
-            throw new BadImageException(path, $"is in use: {what} (is QEMU or another qedfuse using it? Read-only inspection: -o ro,force_share)");
+            throw new ImageInUseException(path, why, LockHolder.Find(path, offset));
         }
 
         if (errno != 0 && errno != LibC.EINVAL)

@@ -58,6 +58,13 @@ public sealed class ImageOpener
         Formats.FirstOrDefault(f => f.Name == name)
         ?? throw new BadImageException(path, $"unknown format '{name}' (supported: {string.Join(", ", Formats.Select(f => f.Name))})");
 
+    /// <summary>The formats the drivers read, for messages: "QED and raw", or "QED or qcow2" without raw.</summary>
+    public static string Readable(bool includeRaw, string conjunction = "and")
+    {
+        var names = Formats.Where(f => includeRaw || f is not RawFormat).Select(f => f.Name == QedFormat.FormatName ? "QED" : f.Name).ToList();
+        return names.Count == 1 ? names[0] : $"{string.Join(", ", names[..^1])} {conjunction} {names[^1]}";
+    }
+
     /// <summary>Resolves a backing file name as stored in <paramref name="ownerPath"/>, for opening it.</summary>
     public static string ResolveBackingPath(string ownerPath, string backingName) =>
         JoinBackingName(System.IO.Path.GetFullPath(ownerPath), backingName);
@@ -138,6 +145,12 @@ public sealed class ImageOpener
 
         foreach (IImageFormat format in Formats)
         {
+            // Raw takes whatever no driver claimed, except what QEMU would read as another format.
+            if (format is RawFormat && ForeignFormats.Identify(head[..n]) is { } foreign)
+            {
+                throw new UnsupportedFormatException(path, foreign);
+            }
+
             if (format.Probe(head[..n]))
             {
                 return format;

@@ -20,9 +20,9 @@ public class LockTests
         Engine.CreateQed(img, 1 << 20);
         using (IBlockImage image = Engine.OpenRw(img))
         {
-            var e = Assert.Throws<BadImageException>(() => Engine.OpenRw(img).Dispose());
+            var e = Assert.Throws<ImageInUseException>(() => Engine.OpenRw(img).Dispose());
             Assert.Contains(img, e.Message);
-            Assert.Throws<BadImageException>(() => Engine.OpenRo(img).Dispose());
+            Assert.Throws<ImageInUseException>(() => Engine.OpenRo(img).Dispose());
             Engine.OpenRo(img, forceShare: true).Dispose();
             Assert.NotEqual(0, Qemu.Run("qemu-io", ["-f", "qed", "-c", "read 0 512", img]).ExitCode); // QEMU honours our lock
         }

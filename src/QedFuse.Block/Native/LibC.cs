@@ -137,6 +137,17 @@ internal static partial class LibC
         }
     }
 
+    /// <summary>readlink(2) alone: .NET's link APIs also stat the target, which blocks on a hung FUSE mount.</summary>
+    public static string? ReadLink(string path)
+    {
+        byte[] buf = new byte[4096];
+        nint n = readlink(path, buf, buf.Length);
+        return n < 0 ? null : System.Text.Encoding.UTF8.GetString(buf, 0, (int)n);
+    }
+
+    [LibraryImport("libc", EntryPoint = "readlink", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
+    private static partial nint readlink(string path, [Out] byte[] buf, nint size);
+
     [LibraryImport("libc", SetLastError = true)]
     private static partial int fdatasync(SafeFileHandle fd);
 

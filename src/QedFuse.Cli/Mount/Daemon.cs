@@ -15,7 +15,7 @@ internal static class Daemon
     /// <summary>Serves the mount; <paramref name="ready"/> runs once it is live. Returns the exit code.</summary>
     public static int Serve(MountSettings s, Action ready)
     {
-        if (s.ForceShare)
+        if (s.Flags.ForceShare)
         {
             Log.Warn("force_share: the images may be in use by another program; what the mount shows can be stale or inconsistent");
         }
@@ -27,20 +27,23 @@ internal static class Daemon
             {
                 IBlockImage image = ImageOpener.Open(path, new ImageOpenOptions
                 {
-                    ReadOnly = s.ReadOnly,
-                    ForceShare = s.ForceShare,
+                    ReadOnly = s.Flags.ReadOnly,
+                    Format = s.Flags.Format,
+                    ForceShare = s.Flags.ForceShare,
                     CacheBytes = s.CacheBytes,
                     Log = Log.Warn,
                 });
                 images.Add(image);
 
                 // Probing falls back to raw for anything unrecognised; showing a file that is not
-                // an image as a "disk" would only hide the user's mistake.
-                if (image.FormatName == "raw")
+                // an image as a "disk" would only hide the user's mistake, unless asked for.
+                if (image.FormatName == "raw" && s.Flags.Format is null)
                 {
-                    throw new BadImageException(path, "not a disk image qedfuse can mount (no QED header found)");
+                    throw new BadImageException(path,
+                        $"not a disk image qedfuse can mount (no {ImageOpener.Readable(includeRaw: false, "or")} header found; to serve a raw file as it is: -o format=raw)");
                 }
-                Log.Info($"opened {path} ({(s.ReadOnly ? "read-only" : "read-write")})");
+
+                Log.Info($"opened {path} ({(s.Flags.ReadOnly ? "read-only" : "read-write")})");
             }
         }
         catch
@@ -49,7 +52,7 @@ internal static class Daemon
             throw;
         }
 
-        var fs = new ImageFileSystem(images) { RevalidateOnOpen = s.ForceShare };
+        var fs = new ImageFileSystem(images, s.Flags) { RevalidateOnOpen = s.ForceShare };
         if (!s.Limits.IsEmpty)
         {
             foreach (MountedImage m in fs.Images)
@@ -58,6 +61,7 @@ internal static class Daemon
             }
         }
 
+        bool allowOther = AllowOther(s.Flags);
         FuseSession session;
         try
         {
@@ -65,8 +69,8 @@ internal static class Daemon
             {
                 FsName = s.Images[0],
                 Subtype = MountTable.Subtype,
-                ReadOnly = s.ReadOnly,
-                AllowOther = s.AllowOther,
+                ReadOnly = s.Flags.ReadOnly,
+                AllowOther = allowOther,
                 Threads = s.Threads > 0 ? s.Threads : FuseMountOptions.DefaultThreads,
             });
         }
@@ -114,6 +118,27 @@ internal static class Daemon
         File.Delete(MountTable.PidFile(s.MountPoint));
         Log.Notice($"unmounted {s.MountPoint}");
         return exit;
+    }
+
+    /// <summary>
+    /// allow_other as far as fusermount3 will grant it: for a user other than root it needs
+    /// user_allow_other in /etc/fuse.conf, and without it the mount goes ahead for this user alone.
+    /// </summary>
+    private static bool AllowOther(MountFlags flags)
+    {
+        uint self = ProcessIdentity.Current().Uid;
+        if (flags.AllowOther && self != 0 && !FuseConfig.UserAllowOther())
+        {
+            Log.Warn($"allow_other ignored: {FuseConfig.DefaultPath} lacks the line user_allow_other, so only you can use this mount (as root, add that line to let other users in)");
+            return false;
+        }
+
+        if (!flags.AllowOther && flags.Uid is { } uid && uid != self)
+        {
+            Log.Warn($"uid={uid}: without -o allow_other only you can use this mount, whoever owns its files");
+        }
+
+        return flags.AllowOther;
     }
 
     /// <summary>Flushes and closes every image (need-check cleared); records any failure for qedfuse unmount.</summary>

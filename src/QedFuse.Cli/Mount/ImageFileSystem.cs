@@ -1,4 +1,5 @@
 using QedFuse.Block;
+using QedFuse.Block.Partitions;
 using QedFuse.Block.Native;
 using QedFuse.Cli.Live;
 using QedFuse.Fuse;
@@ -7,23 +8,33 @@ namespace QedFuse.Cli.Mount;
 
 /// <summary>
 /// The adapter between the two libraries: one directory (inode 1) holding one regular file
-/// per image (inodes 2..), each read and written through its <see cref="IBlockImage"/>.
-/// The file behaves like a raw disk image of fixed size: writes past the end fail with
-/// ENOSPC instead of growing it.
+/// per image (inodes 2..), each read and written through its <see cref="IBlockImage"/>, and
+/// with -o partitions one more per partition (inode (image+1) &lt;&lt; 32 | N), a window onto
+/// the image. Every file behaves like a raw disk of fixed size: writes past its end fail
+/// with ENOSPC instead of growing it, so a partition's writes never reach the next one.
 /// </summary>
 internal sealed class ImageFileSystem : IFuseFileSystem
 {
     private const ulong RootIno = 1;
 
     private readonly MountedImage[] _images;
+    private readonly MountFlags _flags;
     private readonly uint _uid;
     private readonly uint _gid;
     private readonly FuseTimespec _mountTime = FuseTimespec.FromDateTimeOffset(DateTimeOffset.UtcNow);
+    private readonly Lock _refreshGate = new();
 
-    public ImageFileSystem(IReadOnlyList<IBlockImage> images)
+    /// <summary>Per image, its partition files as last read; replaced whole, never changed in place.</summary>
+    private MountedImage[][] _partitions;
+
+    public ImageFileSystem(IReadOnlyList<IBlockImage> images, MountFlags? flags = null)
     {
         _images = images.Select((img, i) => new MountedImage((ulong)i + 2, MountedImage.NameFor(img.Path), img)).ToArray();
-        (_uid, _gid) = ProcessIdentity.Current();
+        _flags = flags ?? new MountFlags();
+        (uint uid, uint gid) = ProcessIdentity.Current();
+        (_uid, _gid) = (_flags.Uid ?? uid, _flags.Gid ?? gid);
+        _partitions = _images.Select(_ => Array.Empty<MountedImage>()).ToArray();
+        RefreshPartitions();
     }
 
     public IReadOnlyList<MountedImage> Images => _images;
@@ -42,7 +53,8 @@ internal sealed class ImageFileSystem : IFuseFileSystem
             return -Errno.ENOTDIR;
         }
 
-        foreach (var m in _images)
+        RefreshPartitions();
+        foreach (var m in AllFiles())
         {
             if (name.SequenceEqual(m.FileNameUtf8))
             {
@@ -61,7 +73,7 @@ internal sealed class ImageFileSystem : IFuseFileSystem
             attr = new FuseAttr
             {
                 Ino = RootIno,
-                Mode = FuseMode.Directory | 0x1ED, // 0755
+                Mode = FuseMode.Directory | _flags.DirectoryMode,
                 NLink = 2,
                 Uid = _uid,
                 Gid = _gid,
@@ -92,7 +104,7 @@ internal sealed class ImageFileSystem : IFuseFileSystem
 
         // A raw disk has a fixed size: truncate to the current size is a no-op, anything else
         // is refused. Time updates (touch) are accepted and ignored; ownership and mode are not ours to change.
-        if (request.Has(FuseSetAttrFields.Size) && request.Size != m.Image.VirtualSize)
+        if (request.Has(FuseSetAttrFields.Size) && request.Size != m.Size)
         {
             return -Errno.EPERM;
         }
@@ -113,14 +125,21 @@ internal sealed class ImageFileSystem : IFuseFileSystem
             return -Errno.ENOTDIR;
         }
 
-        // Offsets: 1 after ".", 2 after "..", 3+i after image i.
-        for (long i = offset; i < 2 + _images.Length; i++)
+        // A listing starts at offset 0: read the partition tables afresh then.
+        if (offset == 0)
+        {
+            RefreshPartitions();
+        }
+
+        // Offsets: 1 after ".", 2 after "..", 3+i after file i (images first, then partitions).
+        MountedImage[] files = AllFiles().ToArray();
+        for (long i = offset; i < 2 + files.Length; i++)
         {
             bool added = i switch
             {
                 0 => entries.TryAdd(".", RootIno, FuseMode.Directory, 1),
                 1 => entries.TryAdd("..", RootIno, FuseMode.Directory, 2),
-                _ => entries.TryAdd(_images[i - 2].FileNameUtf8, _images[i - 2].Ino, FuseMode.Regular, i + 1),
+                _ => entries.TryAdd(files[i - 2].FileNameUtf8, files[i - 2].Ino, FuseMode.Regular, i + 1),
             };
             if (!added)
             {
@@ -146,8 +165,10 @@ internal sealed class ImageFileSystem : IFuseFileSystem
         // O_DIRECT opens bypass the page cache (large requests); others use it, which keeps
         // shared writable mmap working. Nobody but us changes the image, so the cache stays
         // valid, unless another program writes it (force_share): then a changed image drops it.
+        // Files that overlap (a partition and its whole disk) would each cache the same bytes
+        // and miss the other's writes, so a partitions mount caches nothing.
         bool changed = RevalidateOnOpen && Revalidate(m);
-        options.DirectIo = FuseOpenOptions.IsODirect(flags);
+        options.DirectIo = _flags.Partitions || FuseOpenOptions.IsODirect(flags);
         options.KeepCache = !options.DirectIo && !changed;
         options.FileHandle = ino;
         return 0;
@@ -163,7 +184,7 @@ internal sealed class ImageFileSystem : IFuseFileSystem
             return -Errno.ENOENT;
         }
 
-        long size = m.Image.VirtualSize;
+        long size = m.Size;
         if (offset >= size)
         {
             return 0;
@@ -173,7 +194,7 @@ internal sealed class ImageFileSystem : IFuseFileSystem
         int n = (int)Math.Min(buffer.Length, size - offset);
         try
         {
-            m.Image.Read(offset, buffer[..n]);
+            m.Image.Read(m.Offset + offset, buffer[..n]);
             m.Stats.Read.Done(n, started);
             return n;
         }
@@ -191,7 +212,7 @@ internal sealed class ImageFileSystem : IFuseFileSystem
             return -Errno.ENOENT;
         }
 
-        long size = m.Image.VirtualSize;
+        long size = m.Size;
         if (offset >= size && data.Length > 0)
         {
             m.Stats.Write.Fail();
@@ -202,7 +223,7 @@ internal sealed class ImageFileSystem : IFuseFileSystem
         int n = (int)Math.Min(data.Length, size - offset);
         try
         {
-            m.Image.Write(offset, data[..n]);
+            m.Image.Write(m.Offset + offset, data[..n]);
             m.Stats.Write.Done(n, started);
             return n;
         }
@@ -243,7 +264,7 @@ internal sealed class ImageFileSystem : IFuseFileSystem
             return -Errno.EOPNOTSUPP;
         }
 
-        long size = m.Image.VirtualSize;
+        long size = m.Size;
         if (offset < 0 || length <= 0)
         {
             return -Errno.EINVAL;
@@ -265,7 +286,7 @@ internal sealed class ImageFileSystem : IFuseFileSystem
         try
         {
             // As QEMU accounts them: a discard is an unmap, a write of zeros a write.
-            return Counted(m, punch ? m.Stats.Unmap : m.Stats.Write, n, () => m.Image.WriteZeroes(offset, n, unmap: punch));
+            return Counted(m, punch ? m.Stats.Unmap : m.Stats.Write, n, () => m.Image.WriteZeroes(m.Offset + offset, n, unmap: punch));
         }
         finally
         {
@@ -285,15 +306,22 @@ internal sealed class ImageFileSystem : IFuseFileSystem
             return -Errno.EINVAL;
         }
 
-        if (offset < 0 || offset >= m.Image.VirtualSize)
+        if (offset < 0 || offset >= m.Size)
         {
             return -Errno.ENXIO;
         }
 
         try
         {
-            long at = whence == Linux.SeekData ? ChainMap.NextData(m.Image, offset) : ChainMap.NextHole(m.Image, offset);
-            return at < 0 ? -Errno.ENXIO : Math.Max(at, offset);
+            // In image offsets; the file ends at the window's end, which counts as a hole.
+            long from = m.Offset + offset, end = m.Offset + m.Size;
+            long at = whence == Linux.SeekData ? ChainMap.NextData(m.Image, from) : ChainMap.NextHole(m.Image, from);
+            if (whence == Linux.SeekHole && (at < 0 || at > end))
+            {
+                at = end;
+            }
+
+            return at < 0 || at >= end && whence == Linux.SeekData ? -Errno.ENXIO : Math.Max(at, from) - m.Offset;
         }
         catch (Exception e)
         {
@@ -313,7 +341,7 @@ internal sealed class ImageFileSystem : IFuseFileSystem
             Blocks = total,
             BlocksFree = total > used ? total - used : 0,
             BlocksAvailable = total > used ? total - used : 0,
-            Files = (ulong)_images.Length + 1,
+            Files = (ulong)AllFiles().Count() + 1,
             NameMax = 255,
         };
         return 0;
@@ -339,19 +367,72 @@ internal sealed class ImageFileSystem : IFuseFileSystem
     private FuseAttr FileAttr(MountedImage m) => new()
     {
         Ino = m.Ino,
-        Mode = FuseMode.Regular | (m.Image.IsReadOnly ? 0x124u : 0x1A4u), // 0444 / 0644
+        Mode = FuseMode.Regular | _flags.FileMode(m.Image.IsReadOnly),
         NLink = 1,
         Uid = _uid,
         Gid = _gid,
-        Size = m.Image.VirtualSize,
-        Blocks = (m.Image.AllocatedBytes + 511) / 512,
+        Size = m.Size,
+        Blocks = (Math.Min(m.Image.AllocatedBytes, m.Size) + 511) / 512,
         BlockSize = 4096,
         ATime = m.ATime,
         MTime = m.MTime,
         CTime = m.CTime,
     };
 
-    private MountedImage? Find(ulong ino) => ino >= 2 && ino - 2 < (ulong)_images.Length ? _images[ino - 2] : null;
+    private MountedImage? Find(ulong ino)
+    {
+        if (ino >= 2 && ino - 2 < (ulong)_images.Length)
+        {
+            return _images[ino - 2];
+        }
+
+        ulong owner = ino >> 32;
+        return owner >= 1 && owner <= (ulong)_images.Length
+            ? Array.Find(Volatile.Read(ref _partitions)[owner - 1], p => p.Ino == ino)
+            : null;
+    }
+
+    private IEnumerable<MountedImage> AllFiles() => _images.Concat(Volatile.Read(ref _partitions).SelectMany(p => p));
+
+    private static ulong PartitionIno(int image, int number) => ((ulong)(image + 1) << 32) | (uint)number;
+
+    /// <summary>
+    /// Reads every image's partition table again (the user may have rewritten it through the
+    /// whole-disk file). A partition that kept its number and range keeps its file object.
+    /// </summary>
+    private void RefreshPartitions()
+    {
+        if (!_flags.Partitions)
+        {
+            return;
+        }
+
+        lock (_refreshGate)
+        {
+            var next = new MountedImage[_images.Length][];
+            for (int i = 0; i < _images.Length; i++)
+            {
+                IBlockImage image = _images[i].Image;
+                IReadOnlyList<Partition> table;
+                try
+                {
+                    table = PartitionTable.Read(image);
+                }
+                catch (IOException e)
+                {
+                    Log.Error($"{image.Path}: cannot read the partition table: {e.Message}");
+                    table = [];
+                }
+
+                MountedImage[] previous = _partitions[i];
+                next[i] = table.Select(p =>
+                    Array.Find(previous, o => o.Ino == PartitionIno(i, p.Number) && o.Offset == p.Offset && o.Size == p.Length)
+                    ?? new MountedImage(PartitionIno(i, p.Number), MountedImage.NameFor(image.Path, p.Number), image, p.Offset, p.Length)).ToArray();
+            }
+
+            Volatile.Write(ref _partitions, next);
+        }
+    }
 
     /// <summary>Runs a request that only succeeds or fails, counting it in <paramref name="counters"/>.</summary>
     private static int Counted(MountedImage m, OperationCounters counters, long bytes, Action action)

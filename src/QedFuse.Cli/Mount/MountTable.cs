@@ -113,6 +113,38 @@ internal static class MountTable
         }
     }
 
+    /// <summary>The mount point whose recorded daemon is <paramref name="pid"/>, or null.</summary>
+    public static string? MountPointOf(int pid)
+    {
+        foreach ((string mountPoint, int recorded) in Records())
+        {
+            if (recorded == pid)
+            {
+                return mountPoint;
+            }
+        }
+
+        return null;
+    }
+
+    /// <summary>Every pid record in the runtime directory: (mount point, daemon pid).</summary>
+    public static IEnumerable<(string MountPoint, int Pid)> Records()
+    {
+        if (!Directory.Exists(RuntimeDir))
+        {
+            yield break;
+        }
+
+        foreach (string file in Directory.EnumerateFiles(RuntimeDir, "*.pid"))
+        {
+            string mountPoint = Uri.UnescapeDataString(Path.GetFileName(file)[..^".pid".Length]);
+            if (ReadPid(mountPoint) is { } pid)
+            {
+                yield return (mountPoint, pid);
+            }
+        }
+    }
+
     /// <summary>A daemon killed outright (SIGKILL, power loss) cannot remove its pid file: sweep those.</summary>
     private static void RemoveStaleRecords()
     {
@@ -180,6 +212,6 @@ internal static class MountTable
     }
 
     /// <summary>mountinfo escapes space, tab, newline and backslash as \ooo.</summary>
-    private static string Unescape(string s) =>
+    public static string Unescape(string s) =>
         s.Replace("\\040", " ").Replace("\\011", "\t").Replace("\\012", "\n").Replace("\\134", "\\");
 }

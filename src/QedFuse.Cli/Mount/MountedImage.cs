@@ -4,19 +4,25 @@ using QedFuse.Fuse;
 
 namespace QedFuse.Cli.Mount;
 
-/// <summary>One image shown in the mount as one regular file.</summary>
+/// <summary>
+/// One regular file of the mount: a whole image, or (with -o partitions) a window onto one
+/// partition of it. Offsets in the file are <see cref="Offset"/> bytes into the image.
+/// </summary>
 internal sealed class MountedImage
 {
+    private readonly long? _windowLength;
     private int _corruptionLogged;
     private long _writesDone;
     private long _writesFlushed;
 
-    public MountedImage(ulong ino, string fileName, IBlockImage image)
+    public MountedImage(ulong ino, string fileName, IBlockImage image, long offset = 0, long? windowLength = null)
     {
         Ino = ino;
         FileName = fileName;
         FileNameUtf8 = System.Text.Encoding.UTF8.GetBytes(fileName);
         Image = image;
+        Offset = offset;
+        _windowLength = windowLength;
         Throttle = new FileThrottle(Stats);
         Revalidator = image.IsReadOnly ? new ImageRevalidator(image) : null;
         var fi = new FileInfo(image.Path);
@@ -33,6 +39,12 @@ internal sealed class MountedImage
     public byte[] FileNameUtf8 { get; }
 
     public IBlockImage Image { get; }
+
+    /// <summary>Where the file starts in the image (0 for the whole image).</summary>
+    public long Offset { get; }
+
+    /// <summary>The file's size: the image's virtual size, or the partition's length.</summary>
+    public long Size => _windowLength ?? Image.VirtualSize;
 
     /// <summary>What the file has served since mount (qedfuse stats).</summary>
     public IoStatistics Stats { get; } = new();
@@ -86,11 +98,11 @@ internal sealed class MountedImage
         }
     }
 
-    /// <summary>The file name an image gets in the mount: its last extension replaced by .raw.</summary>
-    public static string NameFor(string imagePath)
+    /// <summary>The file name an image gets in the mount: its last extension replaced by .raw; partition N: NAME-pN.raw.</summary>
+    public static string NameFor(string imagePath, int partition = 0)
     {
         string name = Path.GetFileName(imagePath.TrimEnd('/'));
         int dot = name.LastIndexOf('.');
-        return (dot > 0 ? name[..dot] : name) + ".raw";
+        return (dot > 0 ? name[..dot] : name) + (partition > 0 ? $"-p{partition}" : "") + ".raw";
     }
 }

@@ -1,10 +1,14 @@
 using CommandLine;
 using QedFuse.Block;
+using QedFuse.Cli.Help;
 using QedFuse.Cli.Output;
 
 namespace QedFuse.Cli.Verbs;
 
 [Verb("check", HelpText = "Check an image's metadata for consistency, optionally repairing it (like qemu-img check). Exit: 0 clean, 1 check failed, 2 corruptions, 3 leaks only, 63 format cannot be checked.")]
+[UsageLine("qedfuse check [-r leaks|all] [--output=human|json] [-U] IMAGE")]
+[Example("qedfuse check disk.qed", "Report leaks and corruptions; change nothing")]
+[Example("qedfuse check -r all disk.qed", "Repair: reclaim leaked clusters and clear table entries that point outside the file")]
 internal sealed class CheckOptions
 {
     [Option('r', "repair", HelpText = "Repair: 'leaks' gives back leaked clusters at the end of the file; 'all' also clears table entries that point outside the file.")]

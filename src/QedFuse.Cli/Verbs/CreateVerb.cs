@@ -1,10 +1,14 @@
 using CommandLine;
-using CommandLine.Text;
 using QedFuse.Block;
+using QedFuse.Cli.Help;
 
 namespace QedFuse.Cli.Verbs;
 
-[Verb("create", HelpText = "Create a new, empty disk image (like qemu-img create).")]
+[Verb("create", HelpText = "Create a new, empty disk image (like qemu-img create), or an overlay that reads through to a backing file.")]
+[UsageLine("qedfuse create [-f qed|raw] [-b BACKING [-F BACKING_FMT]] [-o OPTIONS] IMAGE [SIZE]")]
+[Example("qedfuse create disk.qed 20G", "A 20 GiB QED image")]
+[Example("qedfuse create -b base.qed overlay.qed", "An overlay of the same size as base.qed: writes go to overlay.qed, the rest reads from base.qed")]
+[Example("qedfuse create -o cluster_size=1M disk.qed 2T", "A large image with 1 MiB clusters (fewer, larger tables)")]
 internal sealed class CreateOptions
 {
     [Option('f', "format", Default = "qed", HelpText = "Image format: qed or raw.")]
@@ -27,13 +31,6 @@ internal sealed class CreateOptions
 
     [Value(1, MetaName = "SIZE", HelpText = "Virtual size in bytes, or with a K, M, G or T suffix (powers of 1024); rounded up to 512 bytes. Defaults to the backing file's size.")]
     public string? Size { get; set; }
-
-    [Usage(ApplicationAlias = "qedfuse")]
-    public static IEnumerable<Example> Examples =>
-    [
-        new("A 20 GiB QED image", new CreateOptions { Image = "disk.qed", Size = "20G" }),
-        new("An overlay on a raw base image, same size", new CreateOptions { Image = "overlay.qed", Backing = "base.raw", BackingFormat = "raw" }),
-    ];
 }
 
 internal static class CreateVerb

@@ -1,11 +1,16 @@
 using System.Text.Json;
 using CommandLine;
 using QedFuse.Block;
+using QedFuse.Cli.Help;
 using QedFuse.Cli.Output;
 
 namespace QedFuse.Cli.Verbs;
 
 [Verb("info", HelpText = "Show an image's format, sizes and backing file (like qemu-img info).")]
+[UsageLine("qedfuse info [--output=human|json] [--backing-chain] [-U] IMAGE")]
+[Example("qedfuse info disk.qed", "Format, virtual size, disk size, cluster size, backing file")]
+[Example("qedfuse info --backing-chain --output=json overlay.qed", "Every image of the chain, as qemu-img's JSON")]
+[Example("qedfuse info -U disk.qed", "An image a VM or a mount has open for writing (may be stale)")]
 internal sealed class InfoOptions
 {
     [Option("output", Default = OutputFormat.Human, HelpText = "human or json (qemu-img's key names).")]

@@ -1,10 +1,14 @@
 using CommandLine;
 using QedFuse.Block;
+using QedFuse.Cli.Help;
 using QedFuse.Cli.Output;
 
 namespace QedFuse.Cli.Verbs;
 
 [Verb("map", HelpText = "Show where each range of the virtual disk is stored, through the backing chain (like qemu-img map).")]
+[UsageLine("qedfuse map [--output=human|json] [-U] IMAGE")]
+[Example("qedfuse map disk.qed", "The data ranges, with their offsets in the file holding them")]
+[Example("qedfuse map --output=json overlay.qed", "Every range, with its depth in the backing chain and whether it reads as zeros")]
 internal sealed class MapOptions
 {
     [Option("output", Default = OutputFormat.Human, HelpText = "human (data ranges and the file holding them) or json (every range).")]

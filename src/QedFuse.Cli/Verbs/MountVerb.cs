@@ -1,18 +1,25 @@
 using CommandLine;
-using CommandLine.Text;
 using QedFuse.Block;
+using QedFuse.Cli.Help;
 using QedFuse.Cli.Live;
 using QedFuse.Cli.Mount;
 
 namespace QedFuse.Cli.Verbs;
 
-[Verb("mount", HelpText = "Show disk images as raw files in MOUNTPOINT (disk.qed -> MOUNTPOINT/disk.raw) until unmounted.")]
+[Verb("mount", HelpText = "Show disk images as raw files in MOUNTPOINT (disk.qed -> MOUNTPOINT/disk.raw) until unmounted. Returns once the mount is live; the images stay open in a background daemon until 'qedfuse unmount'.")]
+[UsageLine("qedfuse mount [-o OPTIONS] [-f] [-v] IMAGE... MOUNTPOINT")]
+[Example("qedfuse mount disk.qed /mnt/x", "Mount; use /mnt/x/disk.raw as a raw disk (fdisk, dd, mount -o loop), then: qedfuse unmount /mnt/x")]
+[Example("qedfuse mount -o ro disk.qed /mnt/x", "Read-only: nothing can change the image")]
+[Example("qedfuse mount -o partitions disk.qed /mnt/x", "Also each partition as /mnt/x/disk-p1.raw, ...: mount -o loop /mnt/x/disk-p1.raw /mnt/root")]
+[Example("qedfuse mount -o ro,force_share disk.qed /mnt/x", "Look at an image a running VM has open (what you see may be stale)")]
+[Example("qedfuse mount -o format=raw,partitions disk.img /mnt/x", "Serve a raw disk file, to reach its partitions without root or losetup")]
+[Example("qedfuse mount -o allow_other,uid=1000,gid=1000,umask=027 disk.qed /mnt/x", "Let user 1000 (and group 1000, reading) use the files")]
 internal sealed class MountOptions
 {
-    [Value(0, Min = 2, MetaName = "IMAGE... MOUNTPOINT", HelpText = "One or more images, then an existing directory.")]
+    [Value(0, Min = 1, MetaName = "IMAGE... MOUNTPOINT", HelpText = "One or more images, then an existing directory.")]
     public IEnumerable<string> Paths { get; set; } = [];
 
-    [Option('o', "options", HelpText = "Comma-separated: ro (read-only), allow_other (other users may access the mount), force_share (with ro: open images another program is writing; each open shows its current state), "
+    [Option('o', "options", HelpText = "Comma-separated: ro (read-only); allow_other (other users may use the mount; a user other than root needs user_allow_other in /etc/fuse.conf, else it is ignored with a warning); force_share (with ro: open images another program is writing; may show stale data); partitions (each partition of an MBR or GPT table also as NAME-pN.raw, numbered as Linux does; files are then served without the page cache, so no shared writable mmap); format=FMT (qed, raw: open every image as FMT; raw serves a file as it is); uid=N, gid=N (owner of the files; default: yours); umask=NNN (octal bits taken from 0666 files and the 0777 directory; default 022); "
         + "iops=N, iops_read=N, iops_write=N, bps=N, bps_read=N, bps_write=N, burst_seconds=S (I/O limits per file, see 'qedfuse throttle --help').")]
     public string? MountOptionsText { get; set; }
 
@@ -36,13 +43,6 @@ internal sealed class MountOptions
 
     [Option(DaemonLauncher.ChildOption, Hidden = true)]
     public bool DaemonChild { get; set; }
-
-    [Usage(ApplicationAlias = "qedfuse")]
-    public static IEnumerable<Example> Examples =>
-    [
-        new("Mount, then use the raw file", new MountOptions { Paths = ["disk.qed", "/mnt/x"] }),
-        new("Read-only", new MountOptions { Paths = ["disk.qed", "/mnt/x"], MountOptionsText = "ro" }),
-    ];
 }
 
 internal static class MountVerb
@@ -114,7 +114,7 @@ internal static class MountVerb
             catch (Exception e) when (e is IOException or UnauthorizedAccessException or UsageException)
             {
                 // Through the log, so that a --log-file records why the mount failed too.
-                Log.Error(e.Message);
+                Log.Error(Remedies.Explain(o, e) ?? e.Message);
                 return Program.ExitFailure;
             }
         }
@@ -122,14 +122,9 @@ internal static class MountVerb
         MountSettings s = Validate(o);
 
         var args = new List<string> { "mount", DaemonLauncher.ChildFlag };
-        if (s.ReadOnly || s.AllowOther || s.ForceShare)
+        if (s.Flags.ToString() is { Length: > 0 } flags)
         {
-            args.AddRange(["-o", string.Join(',', new[] { s.ReadOnly ? "ro" : null, s.AllowOther ? "allow_other" : null, s.ForceShare ? "force_share" : null }.OfType<string>())]);
-        }
-
-        if (!s.Limits.IsEmpty)
-        {
-            args.AddRange(["-o", string.Join(',', s.Limits.ToOptions())]);
+            args.AddRange(["-o", flags]);
         }
 
         args.AddRange(["--flush-interval", o.FlushInterval.ToString(System.Globalization.CultureInfo.InvariantCulture)]);
@@ -153,31 +148,18 @@ internal static class MountVerb
     private static MountSettings Validate(MountOptions o)
     {
         var paths = o.Paths.ToList();
+        if (paths.Count == 1)
+        {
+            throw new UsageException($"missing MOUNTPOINT: give the directory to mount on after the image (qedfuse mount {paths[0]} /mnt/x)");
+        }
+
         string mountPoint = MountTable.Canonical(paths[^1]);
         var images = paths[..^1].Select(Path.GetFullPath).ToList();
 
-        bool ro = false, allowOther = false, forceShare = false;
-        var limits = new ThrottleLimits();
-        foreach (string opt in (o.MountOptionsText ?? "").Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
+        MountFlags flags = MountFlags.Parse(o.MountOptionsText);
+        if (flags.Format is { } format && !ImageOpener.Formats.Any(f => f.Name == format))
         {
-            if (ThrottleLimits.TryParseOption(opt, ref limits))
-            {
-                continue;
-            }
-
-            switch (opt)
-            {
-                case "ro": ro = true; break;
-                case "rw": ro = false; break;
-                case "allow_other": allowOther = true; break;
-                case "force_share": forceShare = true; break;
-                default: throw new UsageException($"unknown mount option '{opt}' (known: ro, rw, allow_other, force_share, iops=N, iops_read=N, iops_write=N, bps=N, bps_read=N, bps_write=N, burst_seconds=S)");
-            }
-        }
-
-        if (forceShare && !ro)
-        {
-            throw new UsageException("force_share needs ro: an image another program writes must not be written by us too");
+            throw new UsageException($"mount option 'format={format}': unknown format (known: {string.Join(", ", ImageOpener.Formats.Select(f => f.Name))})");
         }
 
         if (!Directory.Exists(mountPoint))
@@ -198,7 +180,7 @@ internal static class MountVerb
             }
         }
 
-        var clash = images.GroupBy(MountedImage.NameFor).FirstOrDefault(g => g.Count() > 1);
+        var clash = images.GroupBy(i => MountedImage.NameFor(i)).FirstOrDefault(g => g.Count() > 1);
         if (clash is not null)
         {
             throw new UsageException($"{string.Join(" and ", clash)} would both appear as {clash.Key}");
@@ -217,6 +199,6 @@ internal static class MountVerb
             throw new UsageException($"--threads {o.Threads}: give 0 (automatic) to 256");
         }
 
-        return new MountSettings(images, mountPoint, ro, allowOther, forceShare, TimeSpan.FromSeconds(o.FlushInterval), cache, o.Threads, limits);
+        return new MountSettings(images, mountPoint, flags, TimeSpan.FromSeconds(o.FlushInterval), cache, o.Threads);
     }
 }

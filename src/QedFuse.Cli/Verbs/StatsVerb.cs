@@ -4,9 +4,14 @@ using CommandLine.Text;
 using QedFuse.Cli.Live;
 using QedFuse.Cli.Output;
 
+using QedFuse.Cli.Help;
+
 namespace QedFuse.Cli.Verbs;
 
 [Verb("stats", HelpText = "Show what each file of a live mount has done since it was mounted: requests, bytes, latency, metadata work, throttling.")]
+[UsageLine("qedfuse stats MOUNTPOINT [--output=human|json]")]
+[Example("qedfuse stats /mnt/x", "Requests, bytes and latency of each file since mount")]
+[Example("qedfuse stats --output=json /mnt/x", "The same with QEMU's query-blockstats key names")]
 internal sealed class StatsOptions
 {
     [Value(0, MetaName = "MOUNTPOINT", Required = true)]

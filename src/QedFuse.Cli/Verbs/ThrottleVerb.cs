@@ -3,11 +3,17 @@ using CommandLine;
 using CommandLine.Text;
 using QedFuse.Cli.Live;
 
+using QedFuse.Cli.Help;
+
 namespace QedFuse.Cli.Verbs;
 
 [Verb("throttle", HelpText = "Set I/O limits on a live mount at once, as QEMU's throttling does (leaky bucket with a burst allowance; "
     + "0 removes a limit; limits not given stay). Without FILE every file of the mount gets them, each on its own. Without limits, shows them. "
     + "The same limits at mount time: -o iops=N,bps=N,iops_read=N,iops_write=N,bps_read=N,bps_write=N,burst_seconds=S.")]
+[UsageLine("qedfuse throttle MOUNTPOINT [FILE] [--iops N] [--iops-read N] [--iops-write N] [--bps N] [--bps-read N] [--bps-write N] [--burst-seconds S]")]
+[Example("qedfuse throttle /mnt/x --iops 500 --bps 50M", "At most 500 requests and 50 MiB a second per file, at once")]
+[Example("qedfuse throttle /mnt/x disk.raw --bps 0", "Remove disk.raw's bandwidth limit")]
+[Example("qedfuse throttle /mnt/x", "Show the limits in force")]
 internal sealed class ThrottleOptions
 {
     [Value(0, MetaName = "MOUNTPOINT", Required = true)]

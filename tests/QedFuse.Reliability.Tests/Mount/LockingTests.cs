@@ -76,8 +76,9 @@ public sealed class LockingTests : IDisposable
             $"qemu-storage-daemon did not come up: {daemon.Output}");
         Assert.False(daemon.HasExited, $"qemu-storage-daemon exited: {daemon.Output}");
 
-        AssertMountRefused(_dir.NewDir("rw"));
-        AssertMountRefused(_dir.NewDir("ro"), "-o", "ro");
+        string holder = $"in use by QEMU (pid {daemon.Pid}, qemu-storage-daemon)";
+        AssertMountRefusedBy(_dir.NewDir("rw"), holder);
+        AssertMountRefusedBy(_dir.NewDir("ro"), holder, "-o", "ro");
 
         using QedfuseMount shared = QedfuseMount.Start(_image, _dir.NewDir("shared"), "-o", "ro,force_share");
         // QEMU keeps writing through its export while we are mounted.
@@ -110,7 +111,10 @@ public sealed class LockingTests : IDisposable
     }
 
     /// <summary>The mount fails with one line naming the image, and nothing is left mounted or running.</summary>
-    private void AssertMountRefused(string dir, params string[] options)
+    private void AssertMountRefused(string dir, params string[] options) => AssertMountRefusedBy(dir, "in use", options);
+
+    /// <summary>As above, the line naming the holder as <paramref name="holder"/> and offering the read-only way in.</summary>
+    private void AssertMountRefusedBy(string dir, string holder, params string[] options)
     {
         ProcResult r = QedfuseMount.TryStart(_image, dir, out QedfuseMount? m, options);
         using (m)
@@ -121,7 +125,8 @@ public sealed class LockingTests : IDisposable
         string[] lines = r.Stderr.Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
         Assert.True(lines.Length == 1, $"expected one line on stderr, got: {r.Stderr}");
         Assert.Contains(_image, lines[0]);
-        Assert.Contains("in use", lines[0]);
+        Assert.Contains(holder, lines[0]);
+        Assert.Contains("-o ro,force_share", lines[0]);
         Assert.False(Qedfuse.IsMounted(dir), $"{dir} left mounted");
         Assert.False(File.Exists(Qedfuse.PidFile(dir)), "a pid file was left behind");
     }
