@@ -1,5 +1,5 @@
 using CommandLine;
-using CommandLine.Text;
+using QedFuse.Cli.Help;
 using QedFuse.Block;
 using QedFuse.Block.Tools;
 using QedFuse.Cli.Output;
@@ -7,6 +7,9 @@ using QedFuse.Cli.Output;
 namespace QedFuse.Cli.Verbs;
 
 [Verb("commit", HelpText = "Write an overlay's changes into its backing file, then empty the overlay (like qemu-img commit).")]
+[UsageLine("qedfuse commit [-p] [-f FMT] [-b BASE] [-d] IMAGE")]
+[Example("qedfuse commit -p overlay.qed", "Fold an overlay's changes into its base; the overlay is emptied and can be used on")]
+[Example("qedfuse commit -b base.raw overlay.qed", "Fold the changes two levels down into base.raw (the overlay itself is left as it is)")]
 internal sealed class CommitOptions : LongVerbOptions
 {
     [Option('f', "format", HelpText = "Format of IMAGE; probed when omitted.")]
@@ -23,13 +26,6 @@ internal sealed class CommitOptions : LongVerbOptions
 
     [Value(0, MetaName = "IMAGE", Required = true, HelpText = "The overlay whose changes to commit.")]
     public string Image { get; set; } = "";
-
-    [Usage(ApplicationAlias = "qedfuse")]
-    public static IEnumerable<Example> Examples =>
-    [
-        new("Fold an overlay's changes into its base; the overlay is emptied and can be used on", new CommitOptions { Progress = true, Image = "overlay.qed" }),
-        new("Fold the changes two levels down into base.raw (the overlay itself is left as it is)", new CommitOptions { Base = "base.raw", Image = "overlay.qed" }),
-    ];
 }
 
 internal static class CommitVerb

@@ -1,5 +1,5 @@
 using CommandLine;
-using CommandLine.Text;
+using QedFuse.Cli.Help;
 using QedFuse.Block;
 using QedFuse.Block.Tools;
 using QedFuse.Cli.Output;
@@ -7,6 +7,9 @@ using QedFuse.Cli.Output;
 namespace QedFuse.Cli.Verbs;
 
 [Verb("compare", HelpText = "Check whether two images show the same content, whatever their formats (like qemu-img compare). Exit: 0 identical, 1 different, 2 cannot open, 4 read error.")]
+[UsageLine("qedfuse compare [-p] [-s] [-f FMT] [-F FMT] IMAGE1 IMAGE2")]
+[Example("qedfuse compare vm.qed vm.raw", "Did the conversion keep every byte? (past the smaller one's end the larger must read as zeros)")]
+[Example("qedfuse compare -s a.qed b.qed", "Same size and same allocation too")]
 internal sealed class CompareOptions : LongVerbOptions
 {
     [Option('s', "strict", HelpText = "Also fail when the sizes differ or a range is stored in one image and not in the other.")]
@@ -26,13 +29,6 @@ internal sealed class CompareOptions : LongVerbOptions
 
     [Value(1, MetaName = "IMAGE2", Required = true)]
     public string Image2 { get; set; } = "";
-
-    [Usage(ApplicationAlias = "qedfuse")]
-    public static IEnumerable<Example> Examples =>
-    [
-        new("Did the conversion keep every byte? (a larger image must read as zeros past the smaller one's end)", new CompareOptions { Image1 = "vm.qed", Image2 = "vm.raw" }),
-        new("Same size and same allocation too", new CompareOptions { Strict = true, Image1 = "a.qed", Image2 = "b.qed" }),
-    ];
 }
 
 internal static class CompareVerb

@@ -1,5 +1,5 @@
 using CommandLine;
-using CommandLine.Text;
+using QedFuse.Cli.Help;
 using QedFuse.Block;
 using QedFuse.Block.Tools;
 using QedFuse.Cli.Output;
@@ -7,6 +7,10 @@ using QedFuse.Cli.Output;
 namespace QedFuse.Cli.Verbs;
 
 [Verb("convert", HelpText = "Copy an image into a new one, possibly of another format, leaving out what reads as zeros (like qemu-img convert).")]
+[UsageLine("qedfuse convert [-p] [-f FMT] [-O FMT] [-o OPTIONS] [-B BACKING [-F FMT]] [-n] [-S SIZE] [-m N] [-W] SOURCE TARGET")]
+[Example("qedfuse convert vm.qed vm.raw", "Flatten a QED image and its backing chain into a sparse raw file")]
+[Example("qedfuse convert -p -O qed disk.raw disk.qed", "Turn a raw disk into a QED image, with progress")]
+[Example("qedfuse convert -O qed -B base.raw -F raw vm.qed thin.qed", "A thin copy: only what differs from base.raw")]
 internal sealed class ConvertOptions : LongVerbOptions
 {
     [Option('f', "format", HelpText = "Format of SOURCE (qed or raw); probed when omitted.")]
@@ -53,14 +57,6 @@ internal sealed class ConvertOptions : LongVerbOptions
 
     [Value(1, MetaName = "TARGET", Required = true, HelpText = "The image to write. Created from scratch (replacing a file of that name only once the copy is complete) unless -n.")]
     public string Target { get; set; } = "";
-
-    [Usage(ApplicationAlias = "qedfuse")]
-    public static IEnumerable<Example> Examples =>
-    [
-        new("Flatten a QED image and its backing chain into a sparse raw file", new ConvertOptions { Source = "vm.qed", Target = "vm.raw" }),
-        new("Turn a raw disk into a QED image, with progress", new ConvertOptions { Progress = true, OutputFormat = "qed", Source = "disk.raw", Target = "disk.qed" }),
-        new("A thin copy: only what differs from base.raw", new ConvertOptions { OutputFormat = "qed", Backing = "base.raw", BackingFormat = "raw", Source = "vm.qed", Target = "thin.qed" }),
-    ];
 }
 
 internal static class ConvertVerb

@@ -1,5 +1,5 @@
 using CommandLine;
-using CommandLine.Text;
+using QedFuse.Cli.Help;
 using QedFuse.Block;
 using QedFuse.Block.Tools;
 using QedFuse.Cli.Output;
@@ -7,6 +7,10 @@ using QedFuse.Cli.Output;
 namespace QedFuse.Cli.Verbs;
 
 [Verb("rebase", HelpText = "Change the backing file of an image (like qemu-img rebase). Safe mode (the default) keeps what the image shows; -u only rewrites the name.")]
+[UsageLine("qedfuse rebase [-p] [-u] [-f FMT] -b BACKING [-F FMT] IMAGE")]
+[Example("qedfuse rebase -b base-v2.raw -F raw vm.qed", "Move an overlay onto another base, keeping its content")]
+[Example("qedfuse rebase -u -b base.raw -F raw vm.qed", "The base file was renamed: just record the new name")]
+[Example("qedfuse rebase -b \"\" vm.qed", "Make an overlay independent of its backing file")]
 internal sealed class RebaseOptions : LongVerbOptions
 {
     [Option('u', "unsafe", HelpText = "Only rewrite the backing file name and format, without looking at any content (for a backing file that was moved or renamed).")]
@@ -26,14 +30,6 @@ internal sealed class RebaseOptions : LongVerbOptions
 
     [Value(0, MetaName = "IMAGE", Required = true)]
     public string Image { get; set; } = "";
-
-    [Usage(ApplicationAlias = "qedfuse")]
-    public static IEnumerable<Example> Examples =>
-    [
-        new("Move an overlay onto another base, keeping its content", new RebaseOptions { Backing = "base-v2.raw", BackingFormat = "raw", Image = "vm.qed" }),
-        new("The base file was renamed: just record the new name", new RebaseOptions { Unsafe = true, Backing = "base.raw", BackingFormat = "raw", Image = "vm.qed" }),
-        new("Make an overlay independent of its backing file", new RebaseOptions { Backing = "", Image = "vm.qed" }),
-    ];
 }
 
 internal static class RebaseVerb

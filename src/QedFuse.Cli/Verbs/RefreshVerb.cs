@@ -1,9 +1,7 @@
 using System.Text.Json;
 using CommandLine;
-using CommandLine.Text;
 using QedFuse.Block;
 using QedFuse.Cli.Live;
-
 using QedFuse.Cli.Help;
 
 namespace QedFuse.Cli.Verbs;
@@ -17,12 +15,6 @@ internal sealed class RefreshOptions
 {
     [Value(0, MetaName = "MOUNTPOINT", Required = true)]
     public string MountPoint { get; set; } = "";
-
-    [Usage(ApplicationAlias = "qedfuse")]
-    public static IEnumerable<Example> Examples =>
-    [
-        new("See what a running VM has written since", new RefreshOptions { MountPoint = "/mnt/x" }),
-    ];
 }
 
 internal static class RefreshVerb

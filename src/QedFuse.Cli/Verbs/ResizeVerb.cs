@@ -1,10 +1,13 @@
 using CommandLine;
-using CommandLine.Text;
+using QedFuse.Cli.Help;
 using QedFuse.Block;
 
 namespace QedFuse.Cli.Verbs;
 
 [Verb("resize", HelpText = "Change an image's virtual size (like qemu-img resize). Grow raw and QED images; shrink raw images with --shrink.")]
+[UsageLine("qedfuse resize [-f FMT] [--shrink] IMAGE [+|-]SIZE")]
+[Example("qedfuse resize vm.qed +10G", "Grow a disk that filled up by 10 GiB (then grow the partition and file system inside)")]
+[Example("qedfuse resize --shrink disk.raw 20G", "Set a raw disk to exactly 20 GiB, even if that shrinks it")]
 internal sealed class ResizeOptions
 {
     [Option('f', "format", HelpText = "Format of IMAGE; probed when omitted.")]
@@ -21,13 +24,6 @@ internal sealed class ResizeOptions
 
     [Value(1, MetaName = "SIZE", Required = true, HelpText = "New size in bytes or with a K, M, G or T suffix; +SIZE grows by, -SIZE shrinks by (write '--' before a negative size).")]
     public string Size { get; set; } = "";
-
-    [Usage(ApplicationAlias = "qedfuse")]
-    public static IEnumerable<Example> Examples =>
-    [
-        new("Grow a disk that filled up by 10 GiB (then grow the partition and file system inside)", new ResizeOptions { Image = "vm.qed", Size = "+10G" }),
-        new("Set a raw disk to exactly 20 GiB, even if that shrinks it", new ResizeOptions { Shrink = true, Image = "disk.raw", Size = "20G" }),
-    ];
 }
 
 internal static class ResizeVerb

@@ -1,10 +1,13 @@
 using CommandLine;
-using CommandLine.Text;
+using QedFuse.Cli.Help;
 using QedFuse.Block;
 
 namespace QedFuse.Cli.Verbs;
 
 [Verb("snapshot", HelpText = "List, create, apply or delete internal snapshots (like qemu-img snapshot; qcow2 images only).")]
+[UsageLine("qedfuse snapshot [-l | -c NAME | -a NAME | -d NAME] IMAGE")]
+[Example("qedfuse snapshot -l vm.qcow2", "List the snapshots of a qcow2 image")]
+[Example("qedfuse snapshot -c before-upgrade vm.qcow2", "Take a snapshot before an upgrade, go back to it if the upgrade fails")]
 internal sealed class SnapshotOptions
 {
     [Option('l', "list", HelpText = "List the snapshots.")]
@@ -21,13 +24,6 @@ internal sealed class SnapshotOptions
 
     [Value(0, MetaName = "IMAGE", Required = true)]
     public string Image { get; set; } = "";
-
-    [Usage(ApplicationAlias = "qedfuse")]
-    public static IEnumerable<Example> Examples =>
-    [
-        new("List the snapshots of a qcow2 image", new SnapshotOptions { List = true, Image = "vm.qcow2" }),
-        new("Take a snapshot before an upgrade, go back to it if the upgrade fails", new SnapshotOptions { Create = "before-upgrade", Image = "vm.qcow2" }),
-    ];
 }
 
 internal static class SnapshotVerb

@@ -1,9 +1,7 @@
 using System.Text.Json;
 using CommandLine;
-using CommandLine.Text;
 using QedFuse.Cli.Live;
 using QedFuse.Cli.Output;
-
 using QedFuse.Cli.Help;
 
 namespace QedFuse.Cli.Verbs;
@@ -19,13 +17,6 @@ internal sealed class StatsOptions
 
     [Option("output", Default = OutputFormat.Human, HelpText = "human (a table per file) or json. " + StatsReport.KeyHelp)]
     public OutputFormat Output { get; set; }
-
-    [Usage(ApplicationAlias = "qedfuse")]
-    public static IEnumerable<Example> Examples =>
-    [
-        new("Counters of every file of the mount", new StatsOptions { MountPoint = "/mnt/x" }),
-        new("As JSON, for scripts", new StatsOptions { MountPoint = "/mnt/x", Output = OutputFormat.Json }),
-    ];
 }
 
 internal static class StatsVerb

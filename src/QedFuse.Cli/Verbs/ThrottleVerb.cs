@@ -1,8 +1,6 @@
 using System.Text.Json;
 using CommandLine;
-using CommandLine.Text;
 using QedFuse.Cli.Live;
-
 using QedFuse.Cli.Help;
 
 namespace QedFuse.Cli.Verbs;
@@ -42,13 +40,6 @@ internal sealed class ThrottleOptions
 
     [Option("burst-seconds", HelpText = "Burst allowance: an idle file may use this many seconds' worth at once (default 1).")]
     public string? BurstSeconds { get; set; }
-
-    [Usage(ApplicationAlias = "qedfuse")]
-    public static IEnumerable<Example> Examples =>
-    [
-        new("At most 200 operations and 20 MiB per second for every file", new ThrottleOptions { MountPoint = "/mnt/x", Iops = "200", Bps = "20M" }),
-        new("Lift the operations limit of one file", new ThrottleOptions { MountPoint = "/mnt/x", File = "disk.raw", Iops = "0" }),
-    ];
 }
 
 internal static class ThrottleVerb
