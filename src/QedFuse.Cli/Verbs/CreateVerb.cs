@@ -7,16 +7,16 @@ namespace QedFuse.Cli.Verbs;
 [Verb("create", HelpText = "Create a new, empty disk image (like qemu-img create).")]
 internal sealed class CreateOptions
 {
-    [Option('f', "format", Default = "qed", HelpText = "Image format: qed or raw.")]
+    [Option('f', "format", Default = "qed", HelpText = "Image format: qed, qcow2 or raw.")]
     public string Format { get; set; } = null!;
 
     [Option('b', "backing", HelpText = "Backing file: unallocated clusters read from it. A relative name is relative to IMAGE's directory.")]
     public string? Backing { get; set; }
 
-    [Option('F', "backing-format", HelpText = "Format of the backing file (qed or raw); probed when omitted.")]
+    [Option('F', "backing-format", HelpText = "Format of the backing file (qed, qcow2 or raw); probed when omitted.")]
     public string? BackingFormat { get; set; }
 
-    [Option('o', "options", HelpText = "Format options, comma-separated: cluster_size=SIZE (power of two, 4K..64M, default 64K), table_size=N (clusters per table, power of two 1..16, default 4).")]
+    [Option('o', "options", HelpText = "Format options, comma-separated. qed: cluster_size=SIZE (power of two, 4K..64M, default 64K), table_size=N (clusters per table, power of two 1..16, default 4). qcow2: cluster_size=SIZE (power of two, 512..2M, default 64K), compat=0.10|1.1 (default 1.1), lazy_refcounts=on|off, refcount_bits=1|2|4|8|16|32|64 (default 16), compression_type=zlib|zstd, preallocation=off|metadata|falloc|full.")]
     public string? FormatOptions { get; set; }
 
     [Option("force", HelpText = "Replace IMAGE if it already exists.")]
@@ -33,6 +33,7 @@ internal sealed class CreateOptions
     [
         new("A 20 GiB QED image", new CreateOptions { Image = "disk.qed", Size = "20G" }),
         new("An overlay on a raw base image, same size", new CreateOptions { Image = "overlay.qed", Backing = "base.raw", BackingFormat = "raw" }),
+        new("A 20 GiB qcow2 image with 1 MiB clusters", new CreateOptions { Image = "disk.qcow2", Format = "qcow2", FormatOptions = "cluster_size=1M", Size = "20G" }),
     ];
 }
 
