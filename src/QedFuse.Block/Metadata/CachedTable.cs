@@ -24,7 +24,10 @@ internal sealed class CachedTable
     /// <summary>Requests (and flush passes) using the table; a pinned table is never evicted.</summary>
     public int Pins { get; set; }
 
-    public bool IsDirty => IsNew;
+    /// <summary>Entries changed in memory since they were last written.</summary>
+    public DirtyRange Dirty;
+
+    public bool IsDirty => IsNew || !Dirty.IsEmpty;
 
     public bool Evictable => !IsDirty && !Loading && Pins == 0;
 }

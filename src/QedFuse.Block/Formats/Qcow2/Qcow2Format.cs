@@ -11,19 +11,19 @@ public sealed class Qcow2Format : IImageFormat
 
     public IBlockImage Open(string path, ImageOpenOptions options, ImageOpener opener)
     {
-        if (!options.ReadOnly)
-        {
-            // Refused before the file is even opened for writing: nothing can change it.
-            throw new BadImageException(path, "qcow2 is read-only in this version; mount with -o ro");
-        }
-
-        HostFile file = HostFile.Open(path, writable: false,
-            options.ForceShare ? ImageLock.Role.SharedReader : ImageLock.Role.Reader, options.HostFileHook);
+        var role = options.ReadOnly
+            ? (options.ForceShare ? ImageLock.Role.SharedReader : ImageLock.Role.Reader)
+            : ImageLock.Role.Writer;
+        HostFile file = HostFile.Open(path, !options.ReadOnly, role, options.HostFileHook);
         IBlockImage? backing = null;
         try
         {
             Qcow2Layout layout = Qcow2Layout.Read(file, path);
-            if (layout.Header.IsCorrupt)
+            if (!options.ReadOnly)
+            {
+                RefuseUnsafeWrites(layout, path);
+            }
+            else if (layout.Header.IsCorrupt)
             {
                 options.Log?.Invoke($"{path}: the image is marked corrupt (corrupt bit set); serving it read-only");
             }
@@ -33,14 +33,37 @@ public sealed class Qcow2Format : IImageFormat
                 backing = opener.OpenBacking(path, backingName, layout.Extensions.BackingFormatName, options);
             }
 
+            if (!options.ReadOnly && layout.Header.AutoclearFeatures != 0)
+            {
+                // Nothing this driver keeps up to date may claim to be consistent after our writes.
+                Span<byte> zero = stackalloc byte[8];
+                file.Write(88, zero, IoEvent.HeaderUpdate);
+                file.Sync();
+            }
+
             int cacheTables = (int)Math.Clamp(options.CacheBytes / layout.Geometry.ClusterSize, 1, int.MaxValue);
-            return new Qcow2Image(file, layout, backing, cacheTables);
+            return new Qcow2Image(file, layout, backing, cacheTables, options.Log);
         }
         catch
         {
             backing?.Dispose();
             file.Dispose();
             throw;
+        }
+    }
+
+    /// <summary>A read-write open needs an image without the corrupt bit, whose refcounts can be trusted (no dirty bit).</summary>
+    private static void RefuseUnsafeWrites(Qcow2Layout layout, string path)
+    {
+        Qcow2Header h = layout.Header;
+        if (h.IsCorrupt)
+        {
+            throw new BadImageException(path, "is marked corrupt (corrupt bit set): it can only be opened read-only (-o ro); 'qemu-img check -r all' repairs it");
+        }
+
+        if (h.IsDirty)
+        {
+            throw new BadImageException(path, "was not closed cleanly (dirty bit set, lazy refcounts): rebuilding refcounts is not supported in this version; open it read-only (-o ro) or run 'qemu-img check -r all'");
         }
     }
 

@@ -1,25 +1,36 @@
+using System.Buffers;
+using System.Buffers.Binary;
 using QedFuse.Block.Clusters;
+using QedFuse.Block.Metadata;
 
 namespace QedFuse.Block.Formats.Qcow2;
 
 /// <summary>
-/// An open qcow2 image. This version serves reads only: the write path (allocation with
-/// refcount updates, copy-on-write, discard) is refused at open, so a qcow2 image is never
-/// changed.
+/// An open qcow2 image: reads and writes walk the request as runs (the format-neutral
+/// request loop); metadata is written back by <see cref="Flush"/> in qcow2's crash-safe
+/// order (refcount blocks, refcount table, L2 tables, L1; frees only after the entries that
+/// dropped them are durable). Refcounts are always kept up to date on disk, so the dirty bit
+/// is never needed (lazy refcounts permit deferring, they do not require it).
 /// </summary>
 internal sealed class Qcow2Image : IBlockImage
 {
     private readonly HostFile _file;
     private readonly Qcow2Layout _layout;
     private readonly Qcow2ClusterMap _map;
+    private readonly FailureLatch _latch;
+    private readonly object _flushGate = new();
+    private readonly Action<string>? _log;
     private bool _disposed;
 
-    public Qcow2Image(HostFile file, Qcow2Layout layout, IBlockImage? backing, int cacheTables)
+    public Qcow2Image(HostFile file, Qcow2Layout layout, IBlockImage? backing, int cacheTables, Action<string>? log)
     {
         _file = file;
         _layout = layout;
+        _log = log;
         Backing = backing;
-        _map = new Qcow2ClusterMap(file, layout.Geometry, layout.Header.CompressionType, layout.L1, cacheTables);
+        _latch = new FailureLatch(file.Path, log);
+        RefcountStore? refcounts = file.Writable ? new RefcountStore(file, layout) : null;
+        _map = new Qcow2ClusterMap(file, layout, refcounts, cacheTables, _latch, MarkCorrupt);
     }
 
     public string Path => _file.Path;
@@ -28,21 +39,67 @@ internal sealed class Qcow2Image : IBlockImage
 
     public long VirtualSize => _layout.Geometry.VirtualSize;
 
-    public bool IsReadOnly => true;
+    public bool IsReadOnly => !_file.Writable;
 
     public IBlockImage? Backing { get; }
 
     public long AllocatedBytes => _file.AllocatedBytes;
 
+    private long ClusterSize => _layout.Geometry.ClusterSize;
+
     public void Read(long offset, Span<byte> buffer)
     {
         RequestBounds.CheckRead(this, offset, buffer.Length);
-        ClusterReader.Read(_map, _file, Backing, _layout.Geometry.ClusterSize, offset, buffer);
+        ClusterReader.Read(_map, _file, Backing, ClusterSize, offset, buffer);
     }
 
-    public void Write(long offset, ReadOnlySpan<byte> data) => RequestBounds.CheckWrite(this, offset, data.Length);
+    public void Write(long offset, ReadOnlySpan<byte> data)
+    {
+        RequestBounds.CheckWrite(this, offset, data.Length);
+        _latch.ThrowIfFailed();
+        ClusterWriter.Write(_map, _file, Backing, _layout.Geometry.ClusterBits, offset, data);
+        FlushIfCacheFull();
+    }
 
-    public void WriteZeroes(long offset, long length, bool unmap) => RequestBounds.CheckWrite(this, offset, length);
+    public void WriteZeroes(long offset, long length, bool unmap)
+    {
+        RequestBounds.CheckWrite(this, offset, length);
+        _latch.ThrowIfFailed();
+        long end = offset + length;
+        while (offset < end)
+        {
+            long clusterStart = offset & ~(ClusterSize - 1);
+            long clusterEnd = clusterStart + Math.Min(ClusterSize, VirtualSize - clusterStart);
+            long done = 0;
+            if (offset == clusterStart && end >= clusterEnd)
+            {
+                // Whole clusters (the last one may end at the virtual size mid-cluster).
+                long wholeEnd = end == VirtualSize ? end : end & ~(ClusterSize - 1);
+                done = _map.ZeroClusters(offset, RoundUpToCluster(wholeEnd) - offset, unmap, Backing is not null);
+                done = Math.Min(done, wholeEnd - offset);
+            }
+
+            if (done == 0)
+            {
+                done = Math.Min(end, clusterEnd) - offset;
+                WriteZeroBytes(offset, done);
+            }
+
+            if (done <= 0)
+            {
+                throw new InvalidOperationException($"{Path}: zeroing at {offset} made no progress");
+            }
+
+            offset += done;
+            FlushIfCacheFull();
+        }
+
+        if (_map.FreesPending)
+        {
+            // Make the freed clusters reusable now, so that rewriting after a discard does not grow the file.
+            Flush();
+        }
+    }
 
     public Allocation GetAllocation(long offset, long length)
     {
@@ -52,20 +109,51 @@ internal sealed class Qcow2Image : IBlockImage
 
     public void Flush()
     {
-        // Nothing is ever written.
+        if (IsReadOnly)
+        {
+            return;
+        }
+
+        lock (_flushGate)
+        {
+            _latch.ThrowIfFailed();
+            var (pass, complete) = _map.TakeFlushPass();
+            bool written = false;
+            try
+            {
+                pass.Run(_file, _latch);
+                written = true;
+            }
+            finally
+            {
+                complete(written);
+            }
+
+            // The frees that pass made safe, and a moved refcount table's old clusters.
+            StagedWriteBack frees = _map.TakeRefcountPass();
+            if (!frees.IsEmpty)
+            {
+                frees.Run(_file, _latch);
+            }
+
+            _map.TrimFile();
+        }
     }
 
-    public void Checkpoint()
-    {
-        // Nothing is ever written.
-    }
+    public void Checkpoint() => Flush();
 
     public ImageInfo GetInfo() => _layout.Describe(Path, _file.AllocatedBytes);
 
-    public CheckResult Check(CheckRepair repair) =>
-        repair != CheckRepair.None
-            ? throw new BadImageException(Path, "qcow2 images are read-only in this version: check cannot repair them")
-            : new Qcow2Checker(_file, _layout).Run();
+    public CheckResult Check(CheckRepair repair)
+    {
+        if (repair != CheckRepair.None)
+        {
+            throw new BadImageException(Path, "repairing qcow2 images is not supported in this version (use qemu-img check -r)");
+        }
+
+        Flush();
+        return new Qcow2Checker(_file, Qcow2Layout.Read(_file, Path)).Run();
+    }
 
     public void Dispose()
     {
@@ -75,7 +163,75 @@ internal sealed class Qcow2Image : IBlockImage
         }
 
         _disposed = true;
-        _file.Dispose();
-        Backing?.Dispose();
+        try
+        {
+            if (!IsReadOnly && !_latch.Failed)
+            {
+                Flush();
+            }
+        }
+        finally
+        {
+            _file.Dispose();
+            Backing?.Dispose();
+        }
+    }
+
+    private long RoundUpToCluster(long offset) => (offset + ClusterSize - 1) & ~(ClusterSize - 1);
+
+    /// <summary>Part of a cluster: nothing to do where it already reads as zeros, else zeros are written.</summary>
+    private void WriteZeroBytes(long offset, long length)
+    {
+        byte[] zeros = ArrayPool<byte>.Shared.Rent((int)Math.Min(length, 1 << 20));
+        try
+        {
+            for (long done = 0; done < length;)
+            {
+                long n = Math.Min(length - done, zeros.Length);
+                ClusterRun run = _map.Map(offset + done, n);
+                n = run.Length;
+                if (run.Kind is not RunKind.Zero && !(run.Kind == RunKind.Unallocated && Backing is null))
+                {
+                    zeros.AsSpan(0, (int)n).Clear();
+                    ClusterWriter.Write(_map, _file, Backing, _layout.Geometry.ClusterBits, offset + done, zeros.AsSpan(0, (int)n));
+                }
+
+                done += n;
+            }
+        }
+        finally
+        {
+            ArrayPool<byte>.Shared.Return(zeros);
+        }
+    }
+
+    private void FlushIfCacheFull()
+    {
+        if (_map.NeedsFlush)
+        {
+            Flush();
+        }
+    }
+
+    /// <summary>Sets the corrupt bit on disk (v3; v2 has none) so that no program writes the image again before a repair.</summary>
+    private void MarkCorrupt(string problem)
+    {
+        _log?.Invoke($"{Path}: {problem}; marking the image corrupt");
+        if (_layout.Header.Version != 3)
+        {
+            return;
+        }
+
+        try
+        {
+            Span<byte> bits = stackalloc byte[8];
+            BinaryPrimitives.WriteUInt64BigEndian(bits, _layout.Header.IncompatibleFeatures | Qcow2Header.IncompatCorrupt);
+            _file.Write(72, bits, IoEvent.HeaderUpdate);
+            _file.Sync();
+        }
+        catch (IOException)
+        {
+            // The image is failed already; the bit is a courtesy to the next program.
+        }
     }
 }

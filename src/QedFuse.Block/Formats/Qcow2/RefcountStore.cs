@@ -43,6 +43,7 @@ internal sealed class RefcountStore
     private (long Offset, long Clusters)? _oldTable; // freed once the header points to the new one
     private bool _tableMoved;
     private long _fileLength;
+    private readonly HashSet<long> _blockClusters = [];
 
     public RefcountStore(HostFile file, Qcow2Layout layout)
     {
@@ -54,6 +55,49 @@ internal sealed class RefcountStore
         TableCodec.BigEndian.Read(file, _tableOffset, _table);
         _fileLength = file.Length;
         FreeHint = 0;
+        foreach (ulong e in _table)
+        {
+            if (Qcow2Entry.RefcountBlockOffset(e) is var o && o != 0)
+            {
+                _blockClusters.Add(o >> _geo.ClusterBits);
+            }
+        }
+    }
+
+    /// <summary>Whether the cluster holds refcount metadata (the table, old or new, or a block): a data write there is an allocator bug.</summary>
+    public bool IsMetadata(long cluster)
+    {
+        long c = cluster << _geo.ClusterBits;
+        return _blockClusters.Contains(cluster)
+            || (c >= _tableOffset && c < _tableOffset + (TableClusters << _geo.ClusterBits))
+            || (_oldTable is { } old && c >= old.Offset && c < old.Offset + (old.Clusters << _geo.ClusterBits));
+    }
+
+    /// <summary>Drops clusters that were allocated but never linked (an allocating write failed): nothing on disk can point to them.</summary>
+    public void FreeUnlinked(long offset, long count)
+    {
+        for (long c = offset >> _geo.ClusterBits; c < (offset >> _geo.ClusterBits) + count; c++)
+        {
+            Change(c, -1);
+            FreeHint = Math.Min(FreeHint, c);
+        }
+    }
+
+    /// <summary>Cuts free clusters off the end of the file, so discarding and rewriting does not grow it.</summary>
+    public void TrimFile()
+    {
+        long end = _geo.ClustersIn(_fileLength);
+        while (end > 1 && Get(end - 1) == 0)
+        {
+            end--;
+        }
+
+        if ((end << _geo.ClusterBits) < _fileLength)
+        {
+            _file.SetLength(end << _geo.ClusterBits);
+            _fileLength = end << _geo.ClusterBits;
+            FreeHint = Math.Min(FreeHint, end);
+        }
     }
 
     /// <summary>The first cluster that may be free: searches start here.</summary>
@@ -114,14 +158,20 @@ internal sealed class RefcountStore
     public void DeferFree(long offset, long length)
     {
         long first = offset >> _geo.ClusterBits;
-        _deferredFrees.Add((first, ((offset + length - 1) >> _geo.ClusterBits) - first + 1));
+        long count = ((offset + length - 1) >> _geo.ClusterBits) - first + 1;
+        _deferredFrees.Add((first, count));
+        DeferredFreeBytes += count << _geo.ClusterBits;
     }
+
+    /// <summary>Bytes of clusters waiting for a write-back before they can be reused.</summary>
+    public long DeferredFreeBytes { get; private set; }
 
     /// <summary>Applies the deferred frees taken before the last write-back (their unlinking is durable now).</summary>
     public void ApplyDeferredFrees(int count)
     {
         foreach (var (cluster, n) in _deferredFrees.Take(count))
         {
+            DeferredFreeBytes -= n << _geo.ClusterBits;
             for (long c = cluster; c < cluster + n; c++)
             {
                 if (Change(c, -1) == 0)
@@ -240,6 +290,7 @@ internal sealed class RefcountStore
         long cluster = index << _geo.RefcountBlockBits;
         var block = new Block { Offset = cluster << _geo.ClusterBits, Data = new byte[_geo.ClusterSize], IsNew = true };
         _blocks[index] = block;
+        _blockClusters.Add(cluster);
         RefcountBlock.Set(block.Data, 0, _geo.RefcountOrder, 1);
         _table[index] = (ulong)block.Offset;
         MarkTableDirty((int)index);
