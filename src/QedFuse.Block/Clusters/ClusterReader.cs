@@ -11,27 +11,34 @@ internal static class ClusterReader
     {
         while (!buffer.IsEmpty)
         {
-            ClusterRun run = source.Map(offset, buffer.Length);
+            ClusterRun run = source.MapForRead(offset, buffer.Length);
             if (run.Length <= 0 || run.Length > buffer.Length)
             {
                 throw new InvalidOperationException($"{file.Path}: cluster map returned a run of {run.Length} bytes at {offset}");
             }
 
             Span<byte> part = buffer[..(int)run.Length];
-            switch (run.Kind)
+            try
             {
-                case RunKind.Data:
-                    file.ReadExactly(run.HostOffset, part);
-                    break;
-                case RunKind.Zero:
-                    part.Clear();
-                    break;
-                case RunKind.Compressed:
-                    source.ReadCompressed(run.Entry, offset & (clusterSize - 1), part);
-                    break;
-                default:
-                    BackingChain.Read(backing, offset, part);
-                    break;
+                switch (run.Kind)
+                {
+                    case RunKind.Data:
+                        file.ReadExactly(run.HostOffset, part);
+                        break;
+                    case RunKind.Zero:
+                        part.Clear();
+                        break;
+                    case RunKind.Compressed:
+                        source.ReadCompressed(run.Entry, offset & (clusterSize - 1), part);
+                        break;
+                    default:
+                        BackingChain.Read(backing, offset, part);
+                        break;
+                }
+            }
+            finally
+            {
+                source.EndRead(run);
             }
 
             offset += run.Length;

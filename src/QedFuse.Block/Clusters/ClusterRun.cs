@@ -17,7 +17,7 @@ internal enum RunKind
 }
 
 /// <summary>A run of the virtual disk in one <see cref="RunKind"/>, as a format's cluster map returns it.</summary>
-internal readonly record struct ClusterRun(RunKind Kind, long Length, long HostOffset = -1, ulong Entry = 0)
+internal readonly record struct ClusterRun(RunKind Kind, long Length, long HostOffset = -1, ulong Entry = 0, long Ticket = -1)
 {
     /// <summary>The run as the driver interface reports it: compressed data is data with no host offset of its own.</summary>
     public Allocation ToAllocation() => Kind switch

@@ -30,7 +30,14 @@ internal static class ClusterWriter
             }
             else
             {
-                file.Write(plan.HostOffset, part, IoEvent.DataWrite);
+                try
+                {
+                    file.Write(plan.HostOffset, part, IoEvent.DataWrite);
+                }
+                finally
+                {
+                    map.EndInPlace(plan);
+                }
             }
 
             offset += plan.Length;

@@ -13,6 +13,9 @@ internal interface IClusterWriteMap : IClusterSource
     /// <summary>Plans the next piece of a write at <paramref name="offset"/>, at most <paramref name="length"/> long.</summary>
     WritePlan PlanWrite(long offset, long length);
 
+    /// <summary>An in-place write planned by <see cref="PlanWrite"/> is over.</summary>
+    void EndInPlace(in WritePlan plan);
+
     /// <summary>Links the clusters of a finished allocating write.</summary>
     void Commit(in WritePlan plan);
 

@@ -32,4 +32,5 @@ internal readonly record struct WritePlan(
     int Clusters = 0,
     long SourceHostOffset = 0,
     ulong SourceEntry = 0,
-    object? Token = null);
+    object? Token = null,
+    long Ticket = -1);

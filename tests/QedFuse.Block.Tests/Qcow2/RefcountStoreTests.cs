@@ -19,7 +19,7 @@ public class RefcountStoreTests
         {
             // The header points to the moved table: the old one can go, in a pass of its own.
             store.ReleaseOldTable();
-            store.ApplyDeferredFrees(store.DeferredFreeCount);
+            store.ApplyDeferredFrees(store.DeferredFreeCount, _ => true);
             WriteBack(file, store, latch);
         }
     }
@@ -70,12 +70,12 @@ public class RefcountStoreTests
             var store = new RefcountStore(file, Qcow2Layout.Read(file, img));
             foreach (var (offset, n) in allocated)
             {
-                store.DeferFree(offset, n * c);
+                store.DeferFree(offset, n * c, 0);
             }
 
             // Not free before the frees are applied (their unlinking is not durable yet).
             Assert.Equal(1UL, store.Get(allocated[0].Offset / c));
-            store.ApplyDeferredFrees(store.DeferredFreeCount);
+            store.ApplyDeferredFrees(store.DeferredFreeCount, _ => true);
             WriteBack(file, store, latch);
         }
 

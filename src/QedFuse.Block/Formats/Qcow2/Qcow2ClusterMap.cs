@@ -31,6 +31,7 @@ internal sealed class Qcow2ClusterMap : IClusterWriteMap
     private readonly TableCache _l2Cache;
     private readonly RefcountStore? _refcounts;
     private readonly InFlightClusters _inFlight;
+    private readonly HostIoEpochs _epochs = new();
     private readonly HashSet<long> _metadata = [];
     private readonly FailureLatch _latch;
     private readonly Action<string> _markCorrupt;
@@ -109,6 +110,34 @@ internal sealed class Qcow2ClusterMap : IClusterWriteMap
         }
     }
 
+    public ClusterRun MapForRead(long offset, long length)
+    {
+        lock (_gate.Sync)
+        {
+            ClusterRun run = Map(offset, length);
+            return run.Kind is RunKind.Data or RunKind.Compressed ? run with { Ticket = _epochs.Begin() } : run;
+        }
+    }
+
+    public void EndRead(in ClusterRun run)
+    {
+        if (run.Ticket >= 0)
+        {
+            lock (_gate.Sync)
+            {
+                _epochs.End(run.Ticket);
+            }
+        }
+    }
+
+    public void EndInPlace(in WritePlan plan)
+    {
+        lock (_gate.Sync)
+        {
+            _epochs.End(plan.Ticket);
+        }
+    }
+
     public void ReadCompressed(ulong entry, long offsetInCluster, Span<byte> destination)
     {
         lock (_decompressedLock)
@@ -156,7 +185,7 @@ internal sealed class Qcow2ClusterMap : IClusterWriteMap
                     long inPlace = InPlaceLengthLocked(table.Entries, i, run.Length + _geo.OffsetInCluster(offset));
                     long len = Math.Min(run.Length, inPlace - _geo.OffsetInCluster(offset));
                     CheckDataWriteLocked(run.HostOffset, len);
-                    return new WritePlan(offset, len, run.HostOffset, Allocating: false);
+                    return new WritePlan(offset, len, run.HostOffset, Allocating: false, Ticket: _epochs.Begin());
                 }
 
                 // Allocate: one cluster for a shared, compressed or zero-allocated one; a run of
@@ -350,7 +379,7 @@ internal sealed class Qcow2ClusterMap : IClusterWriteMap
                         }
 
                         // The entries that dropped these references are durable now.
-                        _refcounts.ApplyDeferredFrees(frees);
+                        _refcounts.ApplyDeferredFrees(frees, _epochs.Settled);
                     }
 
                     _l2Cache.EvictDownToCapacity();
@@ -449,7 +478,7 @@ internal sealed class Qcow2ClusterMap : IClusterWriteMap
                         : e;
             }
 
-            _refcounts.DeferFree(old.HostOffset, _geo.ClusterSize);
+            _refcounts.DeferFree(old.HostOffset, _geo.ClusterSize, _epochs.Stamp());
             _metadata.Remove(old.HostOffset >> _geo.ClusterBits);
         }
 
@@ -465,11 +494,11 @@ internal sealed class Qcow2ClusterMap : IClusterWriteMap
         switch (Qcow2Entry.Kind(entry))
         {
             case Qcow2ClusterKind.Normal or Qcow2ClusterKind.ZeroAllocated:
-                _refcounts!.DeferFree(Qcow2Entry.StandardOffset(entry), _geo.ClusterSize);
+                _refcounts!.DeferFree(Qcow2Entry.StandardOffset(entry), _geo.ClusterSize, _epochs.Stamp());
                 break;
             case Qcow2ClusterKind.Compressed:
                 Qcow2Entry.CompressedExtent extent = Qcow2Entry.Compressed(entry, _geo);
-                _refcounts!.DeferFree(extent.SectorStart, extent.SectorEnd - extent.SectorStart);
+                _refcounts!.DeferFree(extent.SectorStart, extent.SectorEnd - extent.SectorStart, _epochs.Stamp());
                 break;
         }
     }

@@ -34,7 +34,7 @@ internal sealed class RefcountStore
     private readonly HostFile _file;
     private readonly Qcow2Geometry _geo;
     private readonly Dictionary<long, Block> _blocks = [];
-    private readonly List<(long Cluster, long Count)> _deferredFrees = [];
+    private readonly List<(long Cluster, long Count, long Stamp)> _deferredFrees = [];
     private readonly ulong _max;
     private ulong[] _table;
     private long _tableOffset;
@@ -155,22 +155,32 @@ internal sealed class RefcountStore
     }
 
     /// <summary>Drops one reference from every cluster [offset, offset+length) touches, once the caller's next write-back has made the unlinking durable.</summary>
-    public void DeferFree(long offset, long length)
+    public void DeferFree(long offset, long length, long stamp)
     {
         long first = offset >> _geo.ClusterBits;
         long count = ((offset + length - 1) >> _geo.ClusterBits) - first + 1;
-        _deferredFrees.Add((first, count));
+        _deferredFrees.Add((first, count, stamp));
         DeferredFreeBytes += count << _geo.ClusterBits;
     }
 
     /// <summary>Bytes of clusters waiting for a write-back before they can be reused.</summary>
     public long DeferredFreeBytes { get; private set; }
 
-    /// <summary>Applies the deferred frees taken before the last write-back (their unlinking is durable now).</summary>
-    public void ApplyDeferredFrees(int count)
+    /// <summary>
+    /// Applies the first <paramref name="count"/> deferred frees (their unlinking is durable
+    /// now), stopping at the first whose clusters host I/O may still be using (<paramref name="settled"/>).
+    /// </summary>
+    public void ApplyDeferredFrees(int count, Func<long, bool> settled)
     {
-        foreach (var (cluster, n) in _deferredFrees.Take(count))
+        int applied = 0;
+        foreach (var (cluster, n, stamp) in _deferredFrees.Take(count))
         {
+            if (!settled(stamp))
+            {
+                break;
+            }
+
+            applied++;
             DeferredFreeBytes -= n << _geo.ClusterBits;
             for (long c = cluster; c < cluster + n; c++)
             {
@@ -181,7 +191,7 @@ internal sealed class RefcountStore
             }
         }
 
-        _deferredFrees.RemoveRange(0, count);
+        _deferredFrees.RemoveRange(0, applied);
     }
 
     public int DeferredFreeCount => _deferredFrees.Count;
@@ -231,7 +241,7 @@ internal sealed class RefcountStore
     {
         if (_oldTable is { } old)
         {
-            DeferFree(old.Offset, old.Clusters << _geo.ClusterBits);
+            DeferFree(old.Offset, old.Clusters << _geo.ClusterBits, 0);
             _oldTable = null;
         }
     }
