@@ -96,6 +96,12 @@ internal static class Qcow2Creator
         var pieces = new List<(long, byte[])>();
 
         int headerLength = s.Version == 3 ? Qcow2Header.V3SizeWithCompressionType : Qcow2Header.V2Size;
+        if (headerLength + extensions.EncodedLength + nameBytes.Length > cs)
+        {
+            // As QEMU does with small clusters: the feature name table is a courtesy, left out when it does not fit.
+            extensions = extensions with { Extensions = extensions.Extensions.Where(e => e.Type != Qcow2HeaderExtensions.FeatureNameTable).ToList() };
+        }
+
         int nameOffset = headerLength + extensions.EncodedLength;
         if (nameOffset + nameBytes.Length > cs)
         {

@@ -165,8 +165,10 @@ internal sealed class Qcow2Image : IBlockImage
         _disposed = true;
         try
         {
-            if (!IsReadOnly && !_latch.Failed)
+            if (!IsReadOnly)
             {
+                // A failed image says so on close too: what was acknowledged since its last good flush is not durable.
+                _latch.ThrowIfFailed();
                 Flush();
             }
         }
