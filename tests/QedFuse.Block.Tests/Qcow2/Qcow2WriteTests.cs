@@ -245,12 +245,12 @@ public class Qcow2WriteTests
         BinaryPrimitives.WriteUInt64BigEndian(entry, (1UL << 63) | (ulong)l1);
         Files.WriteAt(img, l2, entry);
         byte[] l1Before = Files.ReadRange(img, l1, 65536);
-        using (IBlockImage image = Engine.OpenRw(img))
-        {
-            var e = Assert.ThrowsAny<IOException>(() => image.Write(100, new byte[10]));
-            Assert.Equal(5, e.HResult);
-            Assert.ThrowsAny<IOException>(() => image.Write(1 << 20, new byte[10])); // the image stays failed
-        }
+        IBlockImage image = Engine.OpenRw(img);
+        var e = Assert.ThrowsAny<IOException>(() => image.Write(100, new byte[10]));
+        Assert.Equal(5, e.HResult);
+        Assert.ThrowsAny<IOException>(() => image.Write(1 << 20, new byte[10])); // the image stays failed
+        Assert.ThrowsAny<IOException>(() => image.Flush());
+        Assert.ThrowsAny<IOException>(() => image.Dispose()); // and says so on close
 
         Assert.Equal(l1Before, Files.ReadRange(img, l1, 65536));
         Assert.NotEqual(0UL, BinaryPrimitives.ReadUInt64BigEndian(Files.ReadRange(img, 72, 8)) & 2);
