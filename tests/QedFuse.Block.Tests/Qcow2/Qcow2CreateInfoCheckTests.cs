@@ -201,6 +201,59 @@ public class Qcow2CreateInfoCheckTests
         }
     }
 
+    /// <summary>check -r leaks fixes leaks only; -r all also refcounts below the references and copied flags; qemu-img then finds the image clean.</summary>
+    [Theory]
+    [InlineData("leak", "leaks")]
+    [InlineData("leak", "all")]
+    [InlineData("refcount zero", "all")]
+    [InlineData("copied flag cleared", "all")]
+    [InlineData("copied flag on shared", "all")]
+    public void RepairLeavesWhatQemuFindsClean(string damage, string repair)
+    {
+        using var dir = new TempDir();
+        string img = dir.File("r.qcow2");
+        Qemu.Img("create", "-q", "-f", "qcow2", "-o", "cluster_size=4096", img, "4M");
+        Qemu.Io(img, "qcow2", "write -P 1 0 64k", "write -c -P 2 1M 4k", "write -P 5 3M 4k");
+        Qemu.Img("snapshot", "-c", "s", img);
+        Qemu.Io(img, "qcow2", "write -P 9 0 4k");
+        long l1 = (long)GetU64(img, 40);
+        long l2 = (long)(GetU64(img, l1) & 0x00ff_ffff_ffff_fe00UL);
+        long refBlock = (long)GetU64(img, (long)GetU64(img, 48));
+        long data0 = (long)(GetU64(img, l2) & 0x00ff_ffff_ffff_fe00UL);
+        switch (damage)
+        {
+            case "leak":
+                Files.WriteAt(img, refBlock + 2 * (data0 / 4096), [0, 2]);
+                break;
+            case "refcount zero":
+                Files.WriteAt(img, refBlock + 2 * (data0 / 4096), [0, 0]);
+                break;
+            case "copied flag cleared":
+                PutU64(img, l2, GetU64(img, l2) & ~(1UL << 63));
+                break;
+            case "copied flag on shared":
+                PutU64(img, l2 + 8, GetU64(img, l2 + 8) | (1UL << 63));
+                break;
+        }
+
+        string copy = dir.File("copy.qcow2");
+        File.Copy(img, copy);
+        var theirs = Qemu.Run("qemu-img", ["check", "--output=json", "-r", repair, "-f", "qcow2", copy]);
+        CheckResult ours;
+        using (IBlockImage image = ImageOpener.Open(img, new ImageOpenOptions { SkipRepair = true }))
+        {
+            ours = image.Check(repair == "all" ? CheckRepair.All : CheckRepair.Leaks);
+        }
+
+        var (exitAfterTheirs, _, _) = Qemu.Check(copy, "qcow2");
+        var (exitAfterOurs, _, rawAfterOurs) = Qemu.Check(img, "qcow2");
+        Assert.True(exitAfterOurs == exitAfterTheirs, $"after our repair: {rawAfterOurs}; after qemu-img's: exit {exitAfterTheirs}");
+        var report = System.Text.Json.JsonDocument.Parse(theirs.Stdout).RootElement;
+        Assert.True(report.GetLong("leaks-fixed") == ours.LeaksFixed && report.GetLong("corruptions-fixed") == ours.CorruptionsFixed,
+            $"fixed: ours {ours.LeaksFixed} leaks, {ours.CorruptionsFixed} corruptions; qemu-img: {theirs}");
+        Assert.Equal(theirs.ExitCode, ours.ExitCode);
+    }
+
     private static void AssertSameInfo(JsonElement expected, JsonElement actual)
     {
         foreach (JsonProperty p in expected.EnumerateObject().Where(p => p.Name is not ("filename" or "actual-size")))

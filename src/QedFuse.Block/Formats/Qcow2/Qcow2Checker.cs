@@ -34,6 +34,12 @@ internal sealed class Qcow2Checker
         _stored = new StoredRefcounts(file, layout);
     }
 
+    /// <summary>Clusters whose stored refcount differs from the references counted, after <see cref="Run"/>: what a repair sets right.</summary>
+    public List<(long Cluster, ulong Stored, ulong Counted)> Mismatches { get; } = [];
+
+    /// <summary>Whether the refcount structure itself is damaged (a block misaligned or outside the file): not repairable by setting counts.</summary>
+    public bool RefcountStructureDamaged { get; private set; }
+
     public CheckResult Run()
     {
         Qcow2Header h = _layout.Header;
@@ -71,11 +77,13 @@ internal sealed class Qcow2Checker
             {
                 _corruptions++;
                 _messages.Add($"ERROR cluster {c} refcount={stored} reference={counted}");
+                Mismatches.Add((c, stored.Value, counted));
             }
             else if (stored > counted)
             {
                 _leaks++;
                 _messages.Add($"Leaked cluster {c} refcount={stored} reference={counted}");
+                Mismatches.Add((c, stored.Value, counted));
             }
         }
 
@@ -189,11 +197,13 @@ internal sealed class Qcow2Checker
             {
                 _corruptions++;
                 _messages.Add($"ERROR refcount block {i} is not cluster aligned; refcount table entry corrupted");
+                RefcountStructureDamaged = true;
             }
             else if (cluster >= fileClusters)
             {
                 _corruptions++;
                 _messages.Add($"ERROR refcount block {i} is outside image");
+                RefcountStructureDamaged = true;
             }
             else if (offset != 0)
             {
@@ -202,6 +212,7 @@ internal sealed class Qcow2Checker
                 {
                     _corruptions++;
                     _messages.Add($"ERROR refcount block {i} refcount={_refs.Get(cluster)}");
+                    RefcountStructureDamaged = true;
                 }
             }
         }
@@ -234,7 +245,7 @@ internal sealed class Qcow2Checker
                     && (dataRefcount == 1) != ((entry & Qcow2Entry.Copied) != 0))
                 {
                     _corruptions++;
-                    _messages.Add($"ERROR OFLAG_COPIED data cluster: l2_entry={entry:x} refcount={dataRefcount}");
+                        _messages.Add($"ERROR OFLAG_COPIED data cluster: l2_entry={entry:x} refcount={dataRefcount}");
                 }
             }
         }

@@ -398,6 +398,61 @@ internal sealed class Qcow2ClusterMap : IClusterWriteMap
         }
     }
 
+    /// <summary>Repair: sets stored refcounts to the references a check counted.</summary>
+    public void SetRefcounts(IEnumerable<(long Cluster, ulong Counted)> counts)
+    {
+        lock (_gate.Sync)
+        {
+            foreach (var (cluster, counted) in counts)
+            {
+                _refcounts!.Set(cluster, counted);
+            }
+        }
+    }
+
+    /// <summary>Repair: makes every copied flag of the active tables say whether the refcount is exactly 1; returns how many it changed.</summary>
+    public long FixCopiedFlags()
+    {
+        long changed = 0;
+        lock (_gate.Sync)
+        {
+            for (int i = 0; i < _l1.Length; i++)
+            {
+                long l2Offset = Qcow2Entry.L1Offset(_l1[i]);
+                if (l2Offset == 0 || !IsValidCluster(l2Offset))
+                {
+                    continue;
+                }
+
+                ulong l1Entry = CopiedAs(_l1[i], l2Offset);
+                if (l1Entry != _l1[i])
+                {
+                    _l1[i] = l1Entry;
+                    _l1Dirty.Mark(i, i);
+                    changed++;
+                }
+
+                CachedTable table = _l2Cache.GetLocked(l2Offset);
+                for (int j = 0; j < table.Entries.Length; j++)
+                {
+                    ulong e = table.Entries[j];
+                    if (Qcow2Entry.Kind(e) is Qcow2ClusterKind.Normal or Qcow2ClusterKind.ZeroAllocated
+                        && CopiedAs(e, Qcow2Entry.StandardOffset(e)) is var fixedEntry && fixedEntry != e)
+                    {
+                        table.Entries[j] = fixedEntry;
+                        table.Dirty.Mark(j, j);
+                        changed++;
+                    }
+                }
+            }
+        }
+
+        return changed;
+    }
+
+    private ulong CopiedAs(ulong entry, long host) =>
+        _refcounts!.Get(host >> _geo.ClusterBits) == 1 ? entry | Qcow2Entry.Copied : entry & ~Qcow2Entry.Copied;
+
     public void TrimFile()
     {
         lock (_gate.Sync)

@@ -19,9 +19,9 @@ public sealed class Qcow2Format : IImageFormat
         try
         {
             Qcow2Layout layout = Qcow2Layout.Read(file, path);
-            if (!options.ReadOnly)
+            if (!options.ReadOnly && layout.Header.IsCorrupt)
             {
-                RefuseUnsafeWrites(layout, path);
+                throw new BadImageException(path, "is marked corrupt (corrupt bit set): it can only be opened read-only (-o ro); 'qemu-img check -r all' repairs it");
             }
             else if (layout.Header.IsCorrupt)
             {
@@ -42,7 +42,14 @@ public sealed class Qcow2Format : IImageFormat
             }
 
             int cacheTables = (int)Math.Clamp(options.CacheBytes / layout.Geometry.ClusterSize, 1, int.MaxValue);
-            return new Qcow2Image(file, layout, backing, cacheTables, options.Log);
+            var image = new Qcow2Image(file, layout, backing, cacheTables, options.Log);
+            if (!options.ReadOnly && layout.Header.IsDirty && !options.SkipRepair)
+            {
+                // On failure the image is dropped unflushed (the catch below closes its files).
+                RepairDirty(image, path, options.Log);
+            }
+
+            return image;
         }
         catch
         {
@@ -52,19 +59,22 @@ public sealed class Qcow2Format : IImageFormat
         }
     }
 
-    /// <summary>A read-write open needs an image without the corrupt bit, whose refcounts can be trusted (no dirty bit).</summary>
-    private static void RefuseUnsafeWrites(Qcow2Layout layout, string path)
+    /// <summary>
+    /// An image left with the dirty bit (lazy refcounts in use when its writer stopped) has
+    /// refcounts that may be wrong: a read-write open rebuilds them from the tables, as QEMU
+    /// does, and refuses the open if that leaves corruptions.
+    /// </summary>
+    private static void RepairDirty(Qcow2Image image, string path, Action<string>? log)
     {
-        Qcow2Header h = layout.Header;
-        if (h.IsCorrupt)
+        CheckResult r = image.Check(CheckRepair.All);
+        if (r.Corruptions > 0 || r.CheckErrors > 0)
         {
-            throw new BadImageException(path, "is marked corrupt (corrupt bit set): it can only be opened read-only (-o ro); 'qemu-img check -r all' repairs it");
+            throw new BadImageException(path,
+                $"was not closed cleanly (dirty bit set) and its repair left {r.Corruptions} corruptions: open it read-only (-o ro), or run 'qemu-img check -r all'");
         }
 
-        if (h.IsDirty)
-        {
-            throw new BadImageException(path, "was not closed cleanly (dirty bit set, lazy refcounts): rebuilding refcounts is not supported in this version; open it read-only (-o ro) or run 'qemu-img check -r all'");
-        }
+        image.ClearDirtyBit();
+        log?.Invoke($"{path}: was not closed cleanly (dirty bit set); refcounts checked: {r.LeaksFixed} leaked clusters reclaimed, {r.CorruptionsFixed} corruptions repaired");
     }
 
     public void Create(string path, ImageCreateOptions options, ImageOpener opener) =>

@@ -144,15 +144,57 @@ internal sealed class Qcow2Image : IBlockImage
 
     public ImageInfo GetInfo() => _layout.Describe(Path, _file.AllocatedBytes);
 
+    /// <summary>
+    /// Checks, and repairs as qemu-img check -r does: leaks (stored refcount above the
+    /// references) with <see cref="CheckRepair.Leaks"/>; with <see cref="CheckRepair.All"/> also
+    /// refcounts below the references and copied flags. Repairs go through the normal write-back
+    /// (refcounts before the tables whose flags depend on them). A damaged refcount structure
+    /// (a block misaligned or outside the file) is reported, not rebuilt.
+    /// </summary>
     public CheckResult Check(CheckRepair repair)
     {
-        if (repair != CheckRepair.None)
+        if (IsReadOnly && repair != CheckRepair.None)
         {
-            throw new BadImageException(Path, "repairing qcow2 images is not supported in this version (use qemu-img check -r)");
+            throw new BadImageException(Path, "opened read-only: cannot repair");
         }
 
         Flush();
-        return new Qcow2Checker(_file, Qcow2Layout.Read(_file, Path)).Run();
+        var checker = new Qcow2Checker(_file, Qcow2Layout.Read(_file, Path));
+        CheckResult before = checker.Run();
+        if (repair == CheckRepair.None || checker.RefcountStructureDamaged)
+        {
+            return before;
+        }
+
+        var fixes = checker.Mismatches.Where(m => m.Stored > m.Counted || repair == CheckRepair.All).ToList();
+        _map.SetRefcounts(fixes.Select(m => (m.Cluster, m.Counted)));
+        Flush();
+        long copiedFixed = 0;
+        if (repair == CheckRepair.All)
+        {
+            // Against the repaired refcounts, as qemu-img does.
+            copiedFixed = _map.FixCopiedFlags();
+            Flush();
+        }
+
+        CheckResult after = new Qcow2Checker(_file, Qcow2Layout.Read(_file, Path)).Run();
+        return after with
+        {
+            LeaksFixed = fixes.Count(m => m.Stored > m.Counted),
+            CorruptionsFixed = fixes.Count(m => m.Stored < m.Counted) + copiedFixed,
+            Messages = [.. fixes.Select(m => $"Repairing cluster {m.Cluster} refcount={m.Stored} reference={m.Counted}"), .. after.Messages],
+        };
+    }
+
+    /// <summary>Clears the dirty bit (after a repair made the refcounts right), durably.</summary>
+    public void ClearDirtyBit()
+    {
+        Qcow2Header h = _layout.Header;
+        Span<byte> bits = stackalloc byte[8];
+        BinaryPrimitives.WriteUInt64BigEndian(bits, h.IncompatibleFeatures & ~Qcow2Header.IncompatDirty);
+        _file.Write(72, bits, IoEvent.HeaderUpdate);
+        _file.Sync();
+        _layout.Header = h with { IncompatibleFeatures = h.IncompatibleFeatures & ~Qcow2Header.IncompatDirty };
     }
 
     public void Dispose()

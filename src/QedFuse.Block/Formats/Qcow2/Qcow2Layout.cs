@@ -18,7 +18,8 @@ internal sealed class Qcow2Layout
         Snapshots = snapshots;
     }
 
-    public Qcow2Header Header { get; }
+    /// <summary>The header as on disk; changes when the driver rewrites a feature bit.</summary>
+    public Qcow2Header Header { get; set; }
 
     public Qcow2HeaderExtensions Extensions { get; }
 

@@ -45,6 +45,10 @@ internal sealed class RefcountStore
     private long _fileLength;
     private readonly HashSet<long> _blockClusters = [];
 
+    /// <summary>Clusters this session allocated or freed: the only ones a tail trim may cut (a free cluster we did not free may be a corrupt refcount of data still referenced).</summary>
+    private readonly Check.ClusterReferences _touched;
+    private readonly long _openEndCluster;
+
     public RefcountStore(HostFile file, Qcow2Layout layout)
     {
         _file = file;
@@ -54,6 +58,8 @@ internal sealed class RefcountStore
         _table = new ulong[((long)layout.Header.RefcountTableClusters << _geo.ClusterBits) / sizeof(ulong)];
         TableCodec.BigEndian.Read(file, _tableOffset, _table);
         _fileLength = file.Length;
+        _touched = new Check.ClusterReferences(_geo.ClusterBits);
+        _openEndCluster = _geo.ClustersIn(_fileLength);
         FreeHint = 0;
         foreach (ulong e in _table)
         {
@@ -73,6 +79,26 @@ internal sealed class RefcountStore
             || (_oldTable is { } old && c >= old.Offset && c < old.Offset + (old.Clusters << _geo.ClusterBits));
     }
 
+    /// <summary>Sets a cluster's refcount outright (a repair setting stored counts to the references counted).</summary>
+    public void Set(long cluster, ulong value)
+    {
+        if (value > _max)
+        {
+            throw new CorruptImageException(_file.Path, $"cluster {cluster} is referenced {value} times, more than {_max}");
+        }
+
+        EnsureBlocks(cluster, 1);
+        Block block = FindBlock(cluster >> _geo.RefcountBlockBits)!;
+        long index = cluster & (_geo.RefcountBlockEntries - 1);
+        RefcountBlock.Set(block.Data, index, _geo.RefcountOrder, value);
+        int bit = (int)(index << _geo.RefcountOrder);
+        block.MarkDirty(bit >> 3, ((bit + (1 << _geo.RefcountOrder) - 1) >> 3) + 1);
+        if (value == 0)
+        {
+            FreeHint = Math.Min(FreeHint, cluster);
+        }
+    }
+
     /// <summary>Drops clusters that were allocated but never linked (an allocating write failed): nothing on disk can point to them.</summary>
     public void FreeUnlinked(long offset, long count)
     {
@@ -87,7 +113,7 @@ internal sealed class RefcountStore
     public void TrimFile()
     {
         long end = _geo.ClustersIn(_fileLength);
-        while (end > 1 && Get(end - 1) == 0)
+        while (end > 1 && Get(end - 1) == 0 && (end - 1 >= _openEndCluster || _touched.Get(end - 1) > 0))
         {
             end--;
         }
@@ -360,6 +386,10 @@ internal sealed class RefcountStore
         }
 
         value = delta > 0 ? value + 1 : value - 1;
+        if (value == 0 && _touched.Get(cluster) == 0)
+        {
+            _touched.AddCluster(cluster);
+        }
         RefcountBlock.Set(block.Data, index, _geo.RefcountOrder, value);
         int bit = (int)(index << _geo.RefcountOrder);
         block.MarkDirty(bit >> 3, ((bit + (1 << _geo.RefcountOrder) - 1) >> 3) + 1);
