@@ -112,7 +112,7 @@ internal sealed class HostFile : IDisposable
     public void ZeroRange(long offset, long length, bool release)
     {
         _hook?.Before(this, IoEvent.DataWrite, offset, length);
-        int mode = (release ? LibC.FallocPunchHole : LibC.FallocZeroRange) | LibC.FallocKeepSize;
+        int mode = (release ? Linux.FallocPunchHole : Linux.FallocZeroRange) | Linux.FallocKeepSize;
         if (LibC.Fallocate(_handle, mode, offset, length) != 0)
         {
             byte[] zeros = new byte[(int)Math.Min(length, 1 << 20)];
@@ -126,10 +126,10 @@ internal sealed class HostFile : IDisposable
     }
 
     /// <summary>Next data at or after <paramref name="offset"/> (SEEK_DATA), or -errno (ENXIO past the last data).</summary>
-    public long NextData(long offset) => LibC.Seek(_handle, offset, LibC.SeekData);
+    public long NextData(long offset) => LibC.Seek(_handle, offset, Linux.SeekData);
 
     /// <summary>Next hole at or after <paramref name="offset"/> (SEEK_HOLE), or -errno.</summary>
-    public long NextHole(long offset) => LibC.Seek(_handle, offset, LibC.SeekHole);
+    public long NextHole(long offset) => LibC.Seek(_handle, offset, Linux.SeekHole);
 
     public long AllocatedBytes => Math.Max(0, LibC.AllocatedBytes(_handle));
 

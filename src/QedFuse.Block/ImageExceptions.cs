@@ -1,3 +1,5 @@
+using QedFuse.Block.Native;
+
 namespace QedFuse.Block;
 
 /// <summary>
@@ -10,11 +12,9 @@ public class BadImageException : IOException
         : base(OneLine($"{path}: {problem}"))
     {
         ImagePath = path;
-        Problem = problem;
     }
 
     public string ImagePath { get; }
-    public string Problem { get; }
 
     /// <summary>A file name from a hostile header may hold control characters: show them escaped, keep the message one line.</summary>
     internal static string OneLine(string text)
@@ -35,10 +35,8 @@ public class BadImageException : IOException
 /// </summary>
 public sealed class CorruptImageException : IOException
 {
-    public const int Eio = 5;
-
     public CorruptImageException(string path, string problem)
-        : base(BadImageException.OneLine($"{path}: {problem}"), Eio)
+        : base(BadImageException.OneLine($"{path}: {problem}"), LibC.EIO)
     {
         ImagePath = path;
     }

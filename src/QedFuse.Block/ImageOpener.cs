@@ -28,11 +28,24 @@ public sealed class ImageOpener
         Formats.FirstOrDefault(f => f.Name == name)
         ?? throw new BadImageException(path, $"unknown format '{name}' (supported: {string.Join(", ", Formats.Select(f => f.Name))})");
 
-    /// <summary>Resolves a backing file name as stored in <paramref name="ownerPath"/>.</summary>
+    /// <summary>Resolves a backing file name as stored in <paramref name="ownerPath"/>, for opening it.</summary>
     public static string ResolveBackingPath(string ownerPath, string backingName) =>
-        System.IO.Path.IsPathRooted(backingName)
-            ? backingName
-            : System.IO.Path.Combine(System.IO.Path.GetDirectoryName(System.IO.Path.GetFullPath(ownerPath)) ?? "/", backingName);
+        JoinBackingName(System.IO.Path.GetFullPath(ownerPath), backingName);
+
+    /// <summary>
+    /// The backing name joined to the directory part of the image path as written, the way
+    /// qemu-img prints "full-backing-filename": an absolute name stands alone.
+    /// </summary>
+    public static string JoinBackingName(string imagePath, string backingName)
+    {
+        if (backingName.StartsWith('/'))
+        {
+            return backingName;
+        }
+
+        int slash = imagePath.LastIndexOf('/');
+        return slash < 0 ? backingName : imagePath[..(slash + 1)] + backingName;
+    }
 
     /// <summary>Opens the backing file named in <paramref name="ownerPath"/>, read-only, with its own chain.</summary>
     public IBlockImage OpenBacking(string ownerPath, string backingName, string? format, ImageOpenOptions ownerOptions)

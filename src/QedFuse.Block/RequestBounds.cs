@@ -1,10 +1,10 @@
+using QedFuse.Block.Native;
+
 namespace QedFuse.Block;
 
 /// <summary>The checks every driver applies to a request before touching anything.</summary>
 internal static class RequestBounds
 {
-    private const int Erofs = 30;
-
     public static void CheckRead(IBlockImage image, long offset, long length)
     {
         if (offset < 0 || length < 0 || offset > image.VirtualSize - length)
@@ -18,7 +18,7 @@ internal static class RequestBounds
     {
         if (image.IsReadOnly)
         {
-            throw new IOException($"{image.Path}: opened read-only", Erofs);
+            throw new IOException($"{image.Path}: opened read-only", LibC.EROFS);
         }
 
         CheckRead(image, offset, length);

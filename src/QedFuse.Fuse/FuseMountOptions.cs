@@ -56,8 +56,11 @@ public sealed class FuseMountOptions
     /// <summary>Seconds the kernel may cache name lookups.</summary>
     public double EntryTimeout { get; init; } = 1.0;
 
-    /// <summary>Worker threads serving requests; default max(4, 2 x processors).</summary>
-    public int Threads { get; init; } = Math.Max(4, Environment.ProcessorCount * 2);
+    /// <summary>The default for <see cref="Threads"/>: max(4, 2 x processors).</summary>
+    public static int DefaultThreads { get; } = Math.Max(4, Environment.ProcessorCount * 2);
+
+    /// <summary>Worker threads serving requests.</summary>
+    public int Threads { get; init; } = DefaultThreads;
 
     /// <summary>Further raw <c>-o</c> options (e.g. "noatime").</summary>
     public IReadOnlyList<string> ExtraOptions { get; init; } = [];

@@ -22,7 +22,8 @@ public class CheckTests
         return File.ReadAllBytes(img);
     });
 
-    private static string MakeGood(TempDir dir)
+    /// <summary>A copy of a small image QEMU wrote: data in both L2 tables (also used by <see cref="AliasTests"/>).</summary>
+    internal static string MakeGood(TempDir dir)
     {
         string img = dir.File("c.qed");
         File.WriteAllBytes(img, Template.Value);
@@ -179,5 +180,46 @@ public class CheckTests
 
         var (_, q, raw) = Qemu.Check(img);
         Assert.True(q.GetLong("corruptions") == 0, "automatic repair left corruption: " + raw);
+    }
+
+    [Fact]
+    public void RepairNeverTruncatesClustersOfATableItCouldNotWalk()
+    {
+        // An L2 entry of table 0 points at table 1: table 1 is then "referenced twice" and not
+        // walked, so its data clusters (the last one in the file) look unreferenced.
+        using var dir = new TempDir();
+        string img = MakeGood(dir);
+        Qemu.Io(img, "qed", $"write -P 0x44 {(9 << 20) + 16 * C} {C}");
+        long length = new FileInfo(img).Length;
+        Files.WriteU64(img, L2EntryPos(img, 0, 21), (ulong)L1Entry(img, 1));
+        byte[] tail = Files.ReadRange(img, length - C, C);
+        Assert.All(tail, b => Assert.Equal(0x44, b)); // the last data cluster, mapped by table 1
+
+        CheckResult r = EngineCheck(img, CheckRepair.All);
+
+        Assert.NotEqual(0, r.Corruptions);
+        Assert.Equal(0, r.LeaksFixed);
+        Assert.Equal(length, new FileInfo(img).Length);
+        Assert.Equal(tail, Files.ReadRange(img, length - C, C));
+    }
+
+    [Fact]
+    public void CheckOfAFileOfMoreThanIntMaxClustersCountsItsLeaks()
+    {
+        // A hostile sparse file: 2^31 + 16 clusters, nearly all of them holes past the tables.
+        using var dir = new TempDir();
+        string img = MakeGood(dir);
+        long length = new FileInfo(img).Length;
+        long huge = ((1L << 31) + 16) * C;
+        using (var f = File.OpenWrite(img)) { f.SetLength(huge); }
+
+        CheckResult r = EngineCheck(img, CheckRepair.None);
+        Assert.Equal(0, r.Corruptions);
+        Assert.Equal((huge - length) / C, r.Leaks);
+
+        r = EngineCheck(img, CheckRepair.All);
+        Assert.Equal((huge - length) / C, r.LeaksFixed);
+        Assert.Equal(length, new FileInfo(img).Length);
+        Assert.Equal(0, Qemu.Check(img).Exit);
     }
 }

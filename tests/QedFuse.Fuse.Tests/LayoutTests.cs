@@ -1,6 +1,6 @@
-using System.Diagnostics;
 using System.Text;
 using QedFuse.Fuse.Native;
+using QedFuse.Tests.Shared;
 
 namespace QedFuse.Fuse.Tests;
 
@@ -75,50 +75,6 @@ public class LayoutTests
     {
         Assert.True(File.Exists("/usr/include/fuse3/fuse_lowlevel.h"),
             "libfuse3 headers missing (/usr/include/fuse3/fuse_lowlevel.h): install libfuse3-dev (make deps does)");
-        string dir = Directory.CreateTempSubdirectory("qedfuse-layout-").FullName;
-        try
-        {
-            string src = Path.Combine(dir, "probe.c");
-            string exe = Path.Combine(dir, "probe");
-            File.WriteAllText(src, ProbeSource(facts));
-            (int rc, string output) = Run("gcc", "-Wall", "-Werror", "-I/usr/include/fuse3", "-o", exe, src);
-            Assert.True(rc == 0, $"gcc failed (rc {rc}); gcc and libfuse3-dev are needed for this test:\n{output}");
-            (rc, output) = Run(exe);
-            Assert.True(rc == 0, $"probe failed: {output}");
-            var result = new Dictionary<string, long>();
-            foreach (string line in output.Split('\n', StringSplitOptions.RemoveEmptyEntries))
-            {
-                int eq = line.LastIndexOf('=');
-                result[line[..eq]] = long.Parse(line[(eq + 1)..]);
-            }
-            return result;
-        }
-        finally
-        {
-            Directory.Delete(dir, recursive: true);
-        }
-    }
-
-    private static (int, string) Run(string file, params string[] args)
-    {
-        var psi = new ProcessStartInfo(file) { RedirectStandardOutput = true, RedirectStandardError = true };
-        foreach (string a in args) psi.ArgumentList.Add(a);
-        Process p;
-        try
-        {
-            p = Process.Start(psi)!;
-        }
-        catch (System.ComponentModel.Win32Exception e)
-        {
-            Assert.Fail($"cannot run {file}: {e.Message} (install gcc and libfuse3-dev; make deps does)");
-            throw;
-        }
-        using (p)
-        {
-            Task<string> err = p.StandardError.ReadToEndAsync();
-            string output = p.StandardOutput.ReadToEnd();
-            Assert.True(p.WaitForExit(60_000), $"{file} timed out");
-            return (p.ExitCode, output + err.Result);
-        }
+        return GccProbe.Run(ProbeSource(facts), "-I/usr/include/fuse3");
     }
 }

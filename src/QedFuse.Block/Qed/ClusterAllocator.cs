@@ -7,11 +7,12 @@ namespace QedFuse.Block.Qed;
 /// written. Guarded by the metadata lock.
 /// </summary>
 /// <remarks>
-/// The file is grown here, under the lock, in steps ahead of the allocations (an eighth of the file, 1 to 128 MiB), and never
-/// shrunk while the image is open: growing it later (in the flusher, say) would race with
-/// data writes already landing past the old end, and a truncate would destroy them. A crash
-/// leaves the unused tail of the last step as leaked clusters, which repair cuts off; every
-/// flush pass trims it (<see cref="TrimFile"/>).
+/// The file is grown here, under the lock, in steps ahead of the allocations (an eighth of the
+/// file, 1 to 128 MiB): growing it later (in the flusher, say) would race with data writes
+/// already landing past the old end. It is shrunk only back to <see cref="End"/>, the end of
+/// the last allocated cluster (<see cref="TrimFile"/>, every flush pass), so no written data
+/// is ever cut off. A crash leaves the unused tail of the last step as leaked clusters,
+/// which repair cuts off.
 /// </remarks>
 internal sealed class ClusterAllocator
 {

@@ -3,9 +3,11 @@ namespace QedFuse.Block.Qed;
 /// <summary>
 /// Maps virtual offsets to clusters (QEMU's qed-cluster.c) and owns the metadata state: the
 /// L1 table, the L2 cache, clusters being allocated, the allocator. One short lock guards it
-/// all; no I/O happens under it except an L2 table load, which releases it while reading.
-/// Callers get values (runs, plans), never references to live tables, so host I/O always
-/// runs unlocked and in parallel.
+/// all. Data and table I/O never happens under it: an L2 table load releases it while
+/// reading, and callers get values (runs, plans), never references to live tables, so host
+/// I/O runs unlocked and in parallel. The one exception is the allocator's ftruncate (growing
+/// the file ahead of allocations, trimming it after a flush), which must be ordered with the
+/// allocations themselves.
 /// </summary>
 /// <remarks>
 /// Invariants: a table entry changes in memory only after the data it points to is written
@@ -23,6 +25,7 @@ internal sealed class ClusterMapper
     private readonly long _l1Offset;
     private readonly L2Cache _cache;
     private readonly ClusterAllocator _allocator;
+    private readonly AliasGuard _guard;
     private readonly HashSet<long> _inFlight = [];
     private DirtyRange _l1Dirty;
     private int _waiters;
@@ -37,6 +40,7 @@ internal sealed class ClusterMapper
         _l1Offset = l1Offset;
         _cache = new L2Cache(cacheTables);
         _allocator = new ClusterAllocator(file, geo.ClusterSize);
+        _guard = new AliasGuard(geo, l1, l1Offset, _allocator.ValidLimit);
         TableCount = l1.Count(e => e != 0);
     }
 
@@ -288,12 +292,18 @@ internal sealed class ClusterMapper
                 $"L1 entry {l1Index} (virtual offset {(long)l1Index * _geo.L2Span}) points to invalid L2 table offset {entry}");
         }
 
+        if (_guard.TableProblem(l1Index) is { } problem)
+        {
+            throw new CorruptImageException(_path,
+                $"L1 entry {l1Index} (virtual offset {(long)l1Index * _geo.L2Span}) points to an L2 table at {entry} that {problem}");
+        }
+
         while (true)
         {
             L2Table? t = _cache.Find((long)entry);
             if (t is null)
             {
-                return LoadLocked((long)entry);
+                return LoadLocked((long)entry, l1Index);
             }
 
             if (!t.Loading)
@@ -306,7 +316,7 @@ internal sealed class ClusterMapper
     }
 
     /// <summary>Reads a table from disk with the lock released; others asking for it wait.</summary>
-    private L2Table LoadLocked(long hostOffset)
+    private L2Table LoadLocked(long hostOffset, int l1Index)
     {
         var t = new L2Table(hostOffset, _geo.TableEntries, isNew: false);
         _cache.Insert(t);
@@ -330,6 +340,10 @@ internal sealed class ClusterMapper
         {
             _cache.Remove(t);
         }
+        else
+        {
+            _guard.RegisterTable(hostOffset, l1Index, t.Entries);
+        }
 
         WakeLocked();
         return failure is null ? t : throw new IOException($"{_path}: cannot read L2 table at {hostOffset}: {failure.Message}", failure);
@@ -339,6 +353,7 @@ internal sealed class ClusterMapper
     {
         long host = _allocator.Allocate(_geo.TableBytes >> _geo.ClusterBits);
         var t = new L2Table(host, _geo.TableEntries, isNew: true);
+        _guard.AddNewTable(host);
         _cache.Insert(t);
         _l1[l1Index] = (ulong)host;
         _l1Dirty.Mark(l1Index, l1Index);
@@ -351,13 +366,15 @@ internal sealed class ClusterMapper
         ulong[] e = table.Entries;
         int i = _geo.L2Index(offset);
         ulong head = e[i];
-        AllocationState state = Classify(head, offset);
+        long firstCluster = (offset >> _geo.ClusterBits) - i;
+        AllocationState state = Classify(head, firstCluster + i);
         long cs = _geo.ClusterSize;
         long length = cs - _geo.OffsetInCluster(offset);
         ulong expect = head + (ulong)cs;
         for (int j = i + 1; length < segment && j < e.Length; j++)
         {
-            if (state == AllocationState.Data ? e[j] != expect || !IsValidDataOffset(e[j]) : e[j] != head)
+            // A run stops before an untrusted entry; the next lookup then fails on it.
+            if (state == AllocationState.Data ? e[j] != expect || !IsTrustedData(e[j], firstCluster + j) : e[j] != head)
             {
                 break;
             }
@@ -370,14 +387,19 @@ internal sealed class ClusterMapper
             state == AllocationState.Data ? (long)head + _geo.OffsetInCluster(offset) : -1);
     }
 
-    private AllocationState Classify(ulong entry, long offset) => entry switch
+    private AllocationState Classify(ulong entry, long virtualCluster) => entry switch
     {
         0 => AllocationState.Unallocated,
         QedFormat.ZeroClusterEntry => AllocationState.Zero,
-        _ when IsValidDataOffset(entry) => AllocationState.Data,
-        _ => throw new CorruptImageException(_path,
-            $"L2 entry for virtual offset {_geo.ClusterStart(offset)} holds invalid cluster offset {entry}"),
+        _ when !IsValidDataOffset(entry) => throw new CorruptImageException(_path,
+            $"L2 entry for virtual offset {virtualCluster << _geo.ClusterBits} holds invalid cluster offset {entry}"),
+        _ when _guard.DataProblem(entry, virtualCluster) is { } problem => throw new CorruptImageException(_path,
+            $"L2 entry for virtual offset {virtualCluster << _geo.ClusterBits} holds cluster offset {entry}, which {problem}"),
+        _ => AllocationState.Data,
     };
+
+    private bool IsTrustedData(ulong entry, long virtualCluster) =>
+        IsValidDataOffset(entry) && _guard.DataProblem(entry, virtualCluster) is null;
 
     private bool IsValidDataOffset(ulong offset) =>
         (offset & (ulong)(_geo.ClusterSize - 1)) == 0 && offset >= (ulong)_geo.HeaderBytes && offset < (ulong)_allocator.ValidLimit;

@@ -15,8 +15,6 @@ internal sealed class L2Cache
 
     public int Capacity { get; }
 
-    public int Count => _tables.Count;
-
     public bool OverCapacity => _tables.Count > Capacity;
 
     public IEnumerable<L2Table> Tables => _lru;

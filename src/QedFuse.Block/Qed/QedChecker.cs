@@ -1,5 +1,3 @@
-using System.Collections;
-
 namespace QedFuse.Block.Qed;
 
 /// <summary>
@@ -7,7 +5,9 @@ namespace QedFuse.Block.Qed;
 /// walk L1 and every L2 table; an offset that is misaligned, inside the header or past the
 /// end of the file is a corruption (repair: clear the entry, so the cluster reads from the
 /// backing chain again); a cluster referenced twice is a corruption nothing can repair; a
-/// cluster nothing references is a leak (repair: cut trailing leaks off the file).
+/// cluster nothing references is a leak (repair: cut trailing leaks off the file, but only
+/// when no corruption remains and every table was walked: a table that could not be walked
+/// may reference clusters the walk never saw).
 /// </summary>
 internal sealed class QedChecker
 {
@@ -15,7 +15,9 @@ internal sealed class QedChecker
     private readonly NeedCheckFlag _needCheck;
     private readonly QedGeometry _geo;
     private readonly List<string> _messages = [];
-    private BitArray _used = new(0);
+    private readonly SparseBitSet _used = new();
+    private long _clusters;
+    private bool _tableSkipped;
     private long _validLimit;
     private long _corruptions;
     private long _corruptionsFixed;
@@ -36,7 +38,7 @@ internal sealed class QedChecker
         long fileLength = _file.Length;
         _validLimit = fileLength / _geo.ClusterSize * _geo.ClusterSize;
         long clusters = _validLimit / _geo.ClusterSize;
-        _used = new BitArray((int)Math.Min(clusters, int.MaxValue));
+        _clusters = clusters;
 
         long l1Offset = (long)_needCheck.Header.L1TableOffset;
         MarkUsed(l1Offset, _geo.TableBytes / _geo.ClusterSize, "L1 table");
@@ -64,6 +66,7 @@ internal sealed class QedChecker
 
             if (!MarkUsed((long)entry, _geo.TableBytes / _geo.ClusterSize, $"L2 table {i}"))
             {
+                _tableSkipped = true;
                 continue;
             }
 
@@ -78,22 +81,12 @@ internal sealed class QedChecker
             TryWrite(l1Offset, TableIO.Encode(l1, 0, l1.Length), "L1 table", IoEvent.L1Update);
         }
 
-        long leaks = 0;
-        long lastUsed = _geo.HeaderBytes / _geo.ClusterSize - 1;
-        for (long c = _geo.HeaderBytes / _geo.ClusterSize; c < clusters; c++)
-        {
-            if (_used[(int)c])
-            {
-                lastUsed = c;
-            }
-            else
-            {
-                leaks++;
-            }
-        }
+        long headerClusters = _geo.HeaderBytes / _geo.ClusterSize;
+        long leaks = Math.Max(0, clusters - headerClusters) - _used.CountInRange(headerClusters, clusters);
+        long lastUsed = Math.Max(headerClusters - 1, _used.Max);
 
         long leaksFixed = 0;
-        if (repair != CheckRepair.None && _checkErrors == 0 && (fileLength > (lastUsed + 1) * _geo.ClusterSize))
+        if (repair != CheckRepair.None && _corruptions == 0 && _checkErrors == 0 && !_tableSkipped && (fileLength > (lastUsed + 1) * _geo.ClusterSize))
         {
             // Clusters past the last referenced one are leaks QED can give back: cut them off.
             leaksFixed = clusters - 1 - lastUsed;
@@ -192,19 +185,17 @@ internal sealed class QedChecker
         bool ok = true;
         for (long c = offset / _geo.ClusterSize; c < offset / _geo.ClusterSize + count; c++)
         {
-            if (c >= _used.Length)
+            if (c >= _clusters)
             {
                 continue;
             }
 
-            if (_used[(int)c])
+            if (!_used.Add(c))
             {
                 _corruptions++;
                 _messages.Add($"corruption: cluster at {c * _geo.ClusterSize} referenced twice (again by the {what})");
                 ok = false;
             }
-
-            _used[(int)c] = true;
         }
 
         return ok;

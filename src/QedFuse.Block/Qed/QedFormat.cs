@@ -58,18 +58,6 @@ public sealed class QedFormat : IImageFormat
     public void Create(string path, ImageCreateOptions options, ImageOpener opener) =>
         QedCreator.Create(path, options, opener);
 
-    /// <summary>The backing name joined to the image path the way qemu-img prints "full-backing-filename".</summary>
-    internal static string CombineLikeQemu(string imagePath, string backingName)
-    {
-        if (backingName.StartsWith('/'))
-        {
-            return backingName;
-        }
-
-        int slash = imagePath.LastIndexOf('/');
-        return slash < 0 ? backingName : imagePath[..(slash + 1)] + backingName;
-    }
-
     private static string? ReadBackingName(HostFile file, QedHeader header, string path)
     {
         if (!header.HasBackingFile)

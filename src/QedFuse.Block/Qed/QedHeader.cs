@@ -1,6 +1,5 @@
 using System.Buffers.Binary;
 using System.Numerics;
-using System.Text;
 
 namespace QedFuse.Block.Qed;
 
@@ -130,12 +129,6 @@ internal sealed record QedHeader
             }
         }
     }
-
-    /// <summary>The backing file name stored in the header clusters (not NUL-terminated).</summary>
-    public string? ReadBackingFilename(ReadOnlySpan<byte> headerClusters) =>
-        HasBackingFile
-            ? Encoding.UTF8.GetString(headerClusters.Slice((int)BackingFilenameOffset, (int)BackingFilenameSize))
-            : null;
 
     public void WriteTo(Span<byte> b)
     {

@@ -1,4 +1,5 @@
 using System.Buffers;
+using QedFuse.Block.Native;
 
 namespace QedFuse.Block.Qed;
 
@@ -67,7 +68,7 @@ internal sealed class QedImage : IBlockImage
                     break;
             }
 
-            offset += run.Length;
+            offset += Advance(run.Length, buffer.Length, offset);
             buffer = buffer[(int)run.Length..];
         }
     }
@@ -88,7 +89,7 @@ internal sealed class QedImage : IBlockImage
                 _file.Write(plan.HostOffset, part, IoEvent.DataWrite);
             }
 
-            offset += plan.Length;
+            offset += Advance(plan.Length, data.Length, offset);
             data = data[(int)plan.Length..];
         }
 
@@ -101,14 +102,18 @@ internal sealed class QedImage : IBlockImage
         long end = offset + length;
         while (offset < end)
         {
-            long clusterStart = _geo.ClusterStart(offset);
-            long clusterEnd = Math.Min(clusterStart + _geo.ClusterSize, VirtualSize);
-            offset += offset == clusterStart && end >= clusterEnd
+            // Bytes to the end of this cluster, clamped to the virtual size: the cluster end
+            // itself can be 2^63, which a long cannot hold.
+            long inCluster = Math.Min(_geo.ClusterSize - _geo.OffsetInCluster(offset), VirtualSize - offset);
+            long run = _geo.OffsetInCluster(offset) == 0 && end - offset >= inCluster
                 ? ZeroWholeClusters(offset, (end == VirtualSize ? end : _geo.ClusterStart(end)) - offset, unmap)
-                : ZeroPartialCluster(offset, Math.Min(end, clusterEnd) - offset);
-        }
+                : ZeroPartialCluster(offset, Math.Min(end - offset, inCluster));
+            offset += Advance(run, end - offset, offset);
 
-        FlushIfCacheFull();
+            // A punch over an overlay dirties one table per table span: write them back as
+            // the cache fills, not once for the whole range (a 16 TiB punch is 8192 tables).
+            FlushIfCacheFull();
+        }
     }
 
     public Allocation GetAllocation(long offset, long length)
@@ -135,7 +140,7 @@ internal sealed class QedImage : IBlockImage
         ActualSize = _file.AllocatedBytes,
         ClusterSize = _geo.ClusterSize,
         BackingFilename = _backingName,
-        FullBackingFilename = _backingName is null ? null : QedFormat.CombineLikeQemu(Path, _backingName),
+        FullBackingFilename = _backingName is null ? null : ImageOpener.JoinBackingName(Path, _backingName),
         // QED records a backing format only as the "raw, do not probe" bit; qemu-img info prints none otherwise.
         BackingFilenameFormat = _needCheck.Header.BackingIsRaw ? "raw" : null,
         DirtyFlag = _needCheck.IsSet,
@@ -151,7 +156,7 @@ internal sealed class QedImage : IBlockImage
 
         if (IsReadOnly && repair != CheckRepair.None)
         {
-            throw new IOException($"{Path}: opened read-only, cannot repair", 30);
+            throw new IOException($"{Path}: opened read-only, cannot repair", LibC.EROFS);
         }
 
         var l1 = new ulong[_geo.TableEntries];
@@ -275,6 +280,12 @@ internal sealed class QedImage : IBlockImage
 
         return length;
     }
+
+    /// <summary>Every run of a request must advance within it: anything else is an arithmetic bug, and must not loop forever.</summary>
+    private long Advance(long run, long remaining, long offset) =>
+        run > 0 && run <= remaining
+            ? run
+            : throw new InvalidOperationException($"{Path}: internal error: a run of {run} bytes at {offset} with {remaining} bytes left");
 
     private void FlushIfCacheFull()
     {

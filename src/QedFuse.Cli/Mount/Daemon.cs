@@ -58,7 +58,7 @@ internal static class Daemon
                 Subtype = MountTable.Subtype,
                 ReadOnly = s.ReadOnly,
                 AllowOther = s.AllowOther,
-                Threads = s.Threads > 0 ? s.Threads : Math.Max(4, Environment.ProcessorCount * 2),
+                Threads = s.Threads > 0 ? s.Threads : FuseMountOptions.DefaultThreads,
             });
         }
         catch

@@ -1,4 +1,5 @@
 using QedFuse.Block;
+using QedFuse.Block.Native;
 using QedFuse.Fuse;
 
 namespace QedFuse.Cli.Mount;
@@ -12,11 +13,6 @@ namespace QedFuse.Cli.Mount;
 internal sealed class ImageFileSystem : IFuseFileSystem
 {
     private const ulong RootIno = 1;
-    private const int FallocKeepSize = 0x01;
-    private const int FallocPunchHole = 0x02;
-    private const int FallocZeroRange = 0x10;
-    private const int SeekData = 3;
-    private const int SeekHole = 4;
 
     private readonly MountedImage[] _images;
     private readonly uint _uid;
@@ -218,8 +214,8 @@ internal sealed class ImageFileSystem : IFuseFileSystem
             return -Errno.ENOENT;
         }
 
-        bool punch = mode == (FallocPunchHole | FallocKeepSize);
-        bool zero = (mode & ~FallocKeepSize) == FallocZeroRange;
+        bool punch = mode == (Linux.FallocPunchHole | Linux.FallocKeepSize);
+        bool zero = (mode & ~Linux.FallocKeepSize) == Linux.FallocZeroRange;
         if (!punch && !zero)
         {
             return -Errno.EOPNOTSUPP;
@@ -233,7 +229,7 @@ internal sealed class ImageFileSystem : IFuseFileSystem
 
         // The file cannot grow: without KEEP_SIZE a range reaching past the end would make the
         // kernel extend its cached size after our success, so it fails like a full disk.
-        if ((mode & FallocKeepSize) == 0 && (offset >= size || length > size - offset))
+        if ((mode & Linux.FallocKeepSize) == 0 && (offset >= size || length > size - offset))
         {
             return -Errno.ENOSPC;
         }
@@ -255,7 +251,7 @@ internal sealed class ImageFileSystem : IFuseFileSystem
             return -Errno.ENOENT;
         }
 
-        if (whence is not (SeekData or SeekHole))
+        if (whence is not (Linux.SeekData or Linux.SeekHole))
         {
             return -Errno.EINVAL;
         }
@@ -267,7 +263,7 @@ internal sealed class ImageFileSystem : IFuseFileSystem
 
         try
         {
-            long at = whence == SeekData ? ChainMap.NextData(m.Image, offset) : ChainMap.NextHole(m.Image, offset);
+            long at = whence == Linux.SeekData ? ChainMap.NextData(m.Image, offset) : ChainMap.NextHole(m.Image, offset);
             return at < 0 ? -Errno.ENXIO : Math.Max(at, offset);
         }
         catch (Exception e)

@@ -24,7 +24,5 @@ internal static class FuseConstants
 
     // Linux x86_64 (asm-generic) values.
     public const int ODirect = 0x4000;
-    public const int SeekData = 3;
-    public const int SeekHole = 4;
     public const int MntDetach = 2;
 }

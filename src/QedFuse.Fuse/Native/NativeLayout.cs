@@ -179,8 +179,6 @@ internal static unsafe class NativeLayout
             Const("FUSE_SET_ATTR_" + name, (long)field);
         }
         Const("O_DIRECT", FuseConstants.ODirect);
-        Const("SEEK_DATA", FuseConstants.SeekData);
-        Const("SEEK_HOLE", FuseConstants.SeekHole);
         Const("MNT_DETACH", FuseConstants.MntDetach);
         Const("S_IFMT", FuseMode.TypeMask);
         Const("S_IFDIR", FuseMode.Directory);

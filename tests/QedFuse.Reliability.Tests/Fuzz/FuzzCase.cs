@@ -277,6 +277,19 @@ public static class FuzzCase
         if (!back.AsSpan().SequenceEqual(data))
         {
             problems.Add($"data written at {at} (+{n}) did not read back");
+            return;
+        }
+
+        // Then zero a piece of it (sector-aligned, possibly up to the end of the image).
+        int zeroAt = rng.Next(n + 1) & ~511;
+        int zeroLength = rng.Next(n - zeroAt + 1);
+        bool unmap = rng.Next(2) == 0;
+        img.WriteZeroes(at + zeroAt, zeroLength, unmap);
+        data.AsSpan(zeroAt, zeroLength).Clear();
+        img.Read(at, back);
+        if (!back.AsSpan().SequenceEqual(data))
+        {
+            problems.Add($"zeroes written at {at + zeroAt} (+{zeroLength}, unmap {unmap}) did not read back");
         }
     }
 }
