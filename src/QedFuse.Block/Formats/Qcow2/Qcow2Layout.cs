@@ -80,7 +80,7 @@ internal sealed class Qcow2Layout
             ActualSize = actualSize,
             ClusterSize = Geometry.ClusterSize,
             BackingFilename = backing,
-            FullBackingFilename = backing is null ? null : Qed.QedFormat.CombineLikeQemu(path, backing),
+            FullBackingFilename = backing is null ? null : ImageOpener.JoinBackingName(path, backing),
             BackingFilenameFormat = Extensions.BackingFormatName,
             DirtyFlag = h.IsDirty,
             FormatSpecific = new FormatSpecificInfo("qcow2", data),

@@ -46,7 +46,7 @@ internal sealed class RefcountStore
     private readonly HashSet<long> _blockClusters = [];
 
     /// <summary>Clusters this session allocated or freed: the only ones a tail trim may cut (a free cluster we did not free may be a corrupt refcount of data still referenced).</summary>
-    private readonly Check.ClusterReferences _touched;
+    private readonly SparseBitSet _touched = new();
     private readonly long _openEndCluster;
 
     public RefcountStore(HostFile file, Qcow2Layout layout)
@@ -58,7 +58,6 @@ internal sealed class RefcountStore
         _table = new ulong[((long)layout.Header.RefcountTableClusters << _geo.ClusterBits) / sizeof(ulong)];
         TableCodec.BigEndian.Read(file, _tableOffset, _table);
         _fileLength = file.Length;
-        _touched = new Check.ClusterReferences(_geo.ClusterBits);
         _openEndCluster = _geo.ClustersIn(_fileLength);
         FreeHint = 0;
         foreach (ulong e in _table)
@@ -113,7 +112,7 @@ internal sealed class RefcountStore
     public void TrimFile()
     {
         long end = _geo.ClustersIn(_fileLength);
-        while (end > 1 && Get(end - 1) == 0 && (end - 1 >= _openEndCluster || _touched.Get(end - 1) > 0))
+        while (end > 1 && Get(end - 1) == 0 && (end - 1 >= _openEndCluster || _touched.Contains(end - 1)))
         {
             end--;
         }
@@ -386,9 +385,9 @@ internal sealed class RefcountStore
         }
 
         value = delta > 0 ? value + 1 : value - 1;
-        if (value == 0 && _touched.Get(cluster) == 0)
+        if (value == 0)
         {
-            _touched.AddCluster(cluster);
+            _touched.Add(cluster);
         }
         RefcountBlock.Set(block.Data, index, _geo.RefcountOrder, value);
         int bit = (int)(index << _geo.RefcountOrder);
