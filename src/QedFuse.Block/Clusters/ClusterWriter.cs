@@ -69,12 +69,14 @@ internal static class ClusterWriter
     private static void Fill(IClusterWriteMap map, HostFile file, IBlockImage? backing, int clusterBits, in WritePlan plan,
         long virtualOffset, long length, long hostOffset)
     {
-        if (length == 0 || (plan.Source == CopySource.Zeros && map.FreshClustersReadAsZeros))
+        // The backing chain of an image without a backing file is zeros.
+        CopySource source = plan.Source == CopySource.Backing && backing is null ? CopySource.Zeros : plan.Source;
+        if (length == 0 || (source == CopySource.Zeros && map.FreshClustersReadAsZeros))
         {
             return;
         }
 
-        if (plan.Source == CopySource.Zeros)
+        if (source == CopySource.Zeros)
         {
             file.ZeroRange(hostOffset, length, release: false);
             return;
@@ -88,7 +90,7 @@ internal static class ClusterWriter
             {
                 Span<byte> part = buf.AsSpan(0, (int)Math.Min(buf.Length, length - done));
                 long inCluster = (virtualOffset + done) & ((1L << clusterBits) - 1);
-                switch (plan.Source)
+                switch (source)
                 {
                     case CopySource.Backing:
                         BackingChain.Read(backing, virtualOffset + done, part);

@@ -1,3 +1,5 @@
+using QedFuse.Block.Clusters;
+
 namespace QedFuse.Block.Qed;
 
 /// <summary>
@@ -15,7 +17,7 @@ namespace QedFuse.Block.Qed;
 /// allocation in flight (later writers wait, then write in place); dirty, pinned or loading
 /// tables are never evicted.
 /// </remarks>
-internal sealed class ClusterMapper
+internal sealed class ClusterMapper : IClusterWriteMap
 {
     private readonly object _lock = new();
     private readonly string _path;
@@ -91,6 +93,32 @@ internal sealed class ClusterMapper
         }
     }
 
+    /// <summary>QED appends past the end of the file: fresh clusters read as zeros (<see cref="ClusterAllocator"/>).</summary>
+    public bool FreshClustersReadAsZeros => true;
+
+    ClusterRun IClusterSource.Map(long offset, long length) => ToRun(Map(offset, length));
+
+    /// <summary>QED never reuses a cluster, so a read needs no guard against reuse.</summary>
+    public ClusterRun MapForRead(long offset, long length) => ToRun(Map(offset, length));
+
+    public void EndRead(in ClusterRun run)
+    {
+    }
+
+    public void EndInPlace(in WritePlan plan)
+    {
+    }
+
+    public void ReadCompressed(ulong entry, long offsetInCluster, Span<byte> destination) =>
+        throw new InvalidOperationException($"{_path}: QED has no compressed clusters");
+
+    private static ClusterRun ToRun(Allocation a) => a.State switch
+    {
+        AllocationState.Data => new ClusterRun(RunKind.Data, a.Length, a.HostOffset),
+        AllocationState.Zero => new ClusterRun(RunKind.Zero, a.Length),
+        _ => new ClusterRun(RunKind.Unallocated, a.Length),
+    };
+
     /// <summary>
     /// Plans the next piece of a write: in place over allocated clusters, or an allocation of
     /// fresh clusters reserved for this request alone (the caller must then
@@ -138,7 +166,10 @@ internal sealed class ClusterMapper
                 table.Pins++;
                 _allocationsInFlight++;
                 long length2 = Math.Min(run.Length, ((last + 1) << bits) - offset);
-                return new WritePlan(offset, length2, host, Allocating: true, run.State, first, clusters, table);
+                // An unallocated cluster shows the backing chain; a zero cluster stays zeros (QEMU 7.2
+                // wrongly copies from the backing file there).
+                CopySource source = run.State == AllocationState.Unallocated ? CopySource.Backing : CopySource.Zeros;
+                return new WritePlan(offset, length2, host, Allocating: true, source, first, clusters, Token: table);
             }
         }
     }
@@ -149,12 +180,13 @@ internal sealed class ClusterMapper
         lock (_lock)
         {
             int index = _geo.L2Index(plan.FirstCluster << _geo.ClusterBits);
+            var table = (L2Table)plan.Token!;
             for (int k = 0; k < plan.Clusters; k++)
             {
-                plan.Table!.Entries[index + k] = (ulong)(plan.HostOffset + ((long)k << _geo.ClusterBits));
+                table.Entries[index + k] = (ulong)(plan.HostOffset + ((long)k << _geo.ClusterBits));
             }
 
-            plan.Table!.Dirty.Mark(index, index + plan.Clusters - 1);
+            table.Dirty.Mark(index, index + plan.Clusters - 1);
             ReleaseLocked(plan);
         }
     }
@@ -432,7 +464,7 @@ internal sealed class ClusterMapper
             _inFlight.Remove(c);
         }
 
-        plan.Table!.Pins--;
+        ((L2Table)plan.Token!).Pins--;
         _allocationsInFlight--;
         WakeLocked();
     }

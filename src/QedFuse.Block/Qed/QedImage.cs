@@ -1,4 +1,5 @@
 using System.Buffers;
+using QedFuse.Block.Clusters;
 using QedFuse.Block.Native;
 
 namespace QedFuse.Block.Qed;
@@ -11,8 +12,6 @@ namespace QedFuse.Block.Qed;
 /// </summary>
 internal sealed class QedImage : IBlockImage
 {
-    private const int CopyChunk = 1 << 20;
-
     private readonly HostFile _file;
     private readonly QedGeometry _geo;
     private readonly NeedCheckFlag _needCheck;
@@ -51,48 +50,13 @@ internal sealed class QedImage : IBlockImage
     public void Read(long offset, Span<byte> buffer)
     {
         RequestBounds.CheckRead(this, offset, buffer.Length);
-        while (!buffer.IsEmpty)
-        {
-            Allocation run = _mapper.Map(offset, buffer.Length);
-            Span<byte> part = buffer[..(int)run.Length];
-            switch (run.State)
-            {
-                case AllocationState.Data:
-                    _file.ReadExactly(run.HostOffset, part);
-                    break;
-                case AllocationState.Zero:
-                    part.Clear();
-                    break;
-                default:
-                    BackingChain.Read(Backing, offset, part);
-                    break;
-            }
-
-            offset += Advance(run.Length, buffer.Length, offset);
-            buffer = buffer[(int)run.Length..];
-        }
+        ClusterReader.Read(_mapper, _file, Backing, _geo.ClusterSize, offset, buffer);
     }
 
     public void Write(long offset, ReadOnlySpan<byte> data)
     {
         RequestBounds.CheckWrite(this, offset, data.Length);
-        while (!data.IsEmpty)
-        {
-            WritePlan plan = _mapper.PlanWrite(offset, data.Length);
-            ReadOnlySpan<byte> part = data[..(int)plan.Length];
-            if (plan.Allocating)
-            {
-                WriteAllocating(plan, part);
-            }
-            else
-            {
-                _file.Write(plan.HostOffset, part, IoEvent.DataWrite);
-            }
-
-            offset += Advance(plan.Length, data.Length, offset);
-            data = data[(int)plan.Length..];
-        }
-
+        ClusterWriter.Write(_mapper, _file, Backing, _geo.ClusterBits, offset, data);
         FlushIfCacheFull();
     }
 
@@ -186,59 +150,6 @@ internal sealed class QedImage : IBlockImage
         {
             _file.Dispose();
             Backing?.Dispose();
-        }
-    }
-
-    private void WriteAllocating(in WritePlan plan, ReadOnlySpan<byte> data)
-    {
-        try
-        {
-            long clusterStart = plan.FirstCluster << _geo.ClusterBits;
-            long head = plan.Offset - clusterStart;
-            long tail = clusterStart + ((long)plan.Clusters << _geo.ClusterBits) - (plan.Offset + plan.Length);
-
-            // Fresh clusters read as zeros (ClusterAllocator), so zero fill needs no I/O. Only an
-            // unallocated cluster over a backing file copies its untouched bytes; a zero cluster
-            // stays zeros (QEMU 7.2 wrongly copies from the backing file there).
-            if (plan.PriorState == AllocationState.Unallocated && Backing is not null)
-            {
-                CopyFromBacking(clusterStart, head, plan.HostOffset);
-                CopyFromBacking(plan.Offset + plan.Length, tail, plan.HostOffset + head + plan.Length);
-            }
-
-            _file.Write(plan.HostOffset + head, data, IoEvent.DataWrite);
-        }
-        catch
-        {
-            _mapper.Abort(plan);
-            throw;
-        }
-
-        _mapper.Commit(plan);
-    }
-
-    private void CopyFromBacking(long virtualOffset, long length, long hostOffset)
-    {
-        if (length == 0)
-        {
-            return;
-        }
-
-        _file.Announce(IoEvent.CowRead);
-        byte[] buf = ArrayPool<byte>.Shared.Rent((int)Math.Min(length, CopyChunk));
-        try
-        {
-            for (long done = 0; done < length;)
-            {
-                Span<byte> part = buf.AsSpan(0, (int)Math.Min(buf.Length, length - done));
-                BackingChain.Read(Backing, virtualOffset + done, part);
-                _file.Write(hostOffset + done, part, IoEvent.DataWrite);
-                done += part.Length;
-            }
-        }
-        finally
-        {
-            ArrayPool<byte>.Shared.Return(buf);
         }
     }
 
