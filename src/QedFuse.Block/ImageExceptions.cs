@@ -43,3 +43,18 @@ public sealed class CorruptImageException : IOException
 
     public string ImagePath { get; }
 }
+
+/// <summary>
+/// The image failed earlier (a sync failed, or the header's state is unknown) and takes no
+/// more changes: every write, flush and fsync fails with EIO; reads still work.
+/// </summary>
+public sealed class ImageFailedException : IOException
+{
+    public ImageFailedException(string path, string reason, int errno = LibC.EIO)
+        : base(BadImageException.OneLine($"{path}: image failed ({reason}); it takes no more writes"), errno)
+    {
+        ImagePath = path;
+    }
+
+    public string ImagePath { get; }
+}

@@ -27,7 +27,7 @@ internal static class Program
             s.CaseInsensitiveEnumValues = true;
             s.AutoVersion = true;
         });
-        ParserResult<object> result = parser.ParseArguments(args, Verbs);
+        ParserResult<object> result = parser.ParseArguments(args is ["mount", ..] ? MountVerb.MergeRepeatedOptions(args) : args, Verbs);
         try
         {
             return result.MapResult(

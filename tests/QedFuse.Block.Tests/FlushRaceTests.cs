@@ -1,69 +1,73 @@
 namespace QedFuse.Block.Tests;
 
 /// <summary>
-/// Allocating writes racing the flusher. Every write allocates a fresh cluster at the end of the
-/// file and writes only its first bytes, so the file is often shorter than the allocation end
-/// while the flusher extends it; a flusher that truncates instead of only growing loses data
-/// written meanwhile past the end it saw.
+/// Allocating writes racing the flusher, replayed step by step with <see cref="FaultHook"/>
+/// pauses instead of hoped-for timing. A flush pass trims the file's grow-ahead tail; a trim to
+/// a stale end (or a flush that drops a table being filled) would lose data written meanwhile
+/// past the end that pass saw.
 /// </summary>
 public class FlushRaceTests
 {
-    [Theory]
-    [InlineData(1)]
-    [InlineData(2)]
-    [InlineData(3)]
-    [InlineData(4)]
-    public void AllocatingWritesRacingFlushesLoseNothing(int round)
+    private const int C = 4096;
+    private const long Size = 16L << 20;
+
+    public enum PausePoint
     {
-        _ = round; // the race is timing-dependent: several rounds make a regression likely to show
-        const int c = 4096;
-        const int clusters = 3000; // file stays under 16 MiB: QEMU 7.2 reports phantom leaks on 4K-cluster files of 4095+ clusters
-        const int threads = 3;
+        /// <summary>The writer has grown the file and reserved its cluster, and waits before writing data; a whole flush pass runs.</summary>
+        WriterBeforeData,
+
+        /// <summary>The flusher waits at its first sync (metadata taken, nothing written); an allocating write runs to completion.</summary>
+        FlusherAtFirstSync,
+
+        /// <summary>The flusher waits before its L2 writes; an allocating write into the same table runs to completion.</summary>
+        FlusherBeforeL2Write,
+    }
+
+    [Theory]
+    [InlineData(PausePoint.WriterBeforeData)]
+    [InlineData(PausePoint.FlusherAtFirstSync)]
+    [InlineData(PausePoint.FlusherBeforeL2Write)]
+    public void AllocatingWriteInterleavedWithAFlushLosesNothing(PausePoint point)
+    {
         using var dir = new TempDir();
         string img = dir.File("race.qed");
-        long size = (long)clusters * c;
-        Engine.CreateQed(img, size, c, 4);
-        byte[] reference = new byte[size];
-
-        using (IBlockImage image = Engine.OpenRw(img))
+        Engine.CreateQed(img, Size, C, 2);
+        byte[] reference = new byte[Size];
+        var hook = new FaultHook();
+        using (IBlockImage image = ImageOpener.Open(img, new ImageOpenOptions { HostFileHook = hook }))
         {
-            using var done = new CountdownEvent(threads);
-            var errors = new System.Collections.Concurrent.ConcurrentQueue<Exception>();
-            for (int k = 0; k < threads; k++)
+            // Need-check set and a table dirty, so the flush pass below has work (and no header rewrite to hold a lock).
+            Write(image, reference, 0, 1);
+
+            Background background;
+            switch (point)
             {
-                int kk = k;
-                new Thread(() =>
-                {
-                    try
-                    {
-                        for (int cl = kk; cl < clusters; cl += threads)
-                        {
-                            byte[] data = Engine.Pattern(64, cl);
-                            image.Write((long)cl * c, data);
-                            lock (reference)
-                            {
-                                data.CopyTo(reference, (long)cl * c);
-                            }
-                        }
-                    }
-                    catch (Exception e)
-                    {
-                        errors.Enqueue(e);
-                    }
-                    finally
-                    {
-                        done.Signal();
-                    }
-                }).Start();
+                case PausePoint.WriterBeforeData:
+                    Flush(image); // no grow-ahead tail left: the next allocation must grow the file
+                    background = new Background(() => Write(image, reference, 3 * C, 2));
+                    hook.PauseAt((e, _, _) => e == IoEvent.DataWrite && Environment.CurrentManagedThreadId == background.ThreadId);
+                    background.Start();
+                    hook.WaitUntilPaused();
+                    Write(image, reference, 5 * C, 3); // dirties the same table again
+                    Flush(image);                    // a full pass, trim included, while the reserved cluster is unwritten
+                    hook.Resume();
+                    break;
+                default:
+                    IoEvent at = point == PausePoint.FlusherAtFirstSync ? IoEvent.Flush : IoEvent.L2Update;
+                    Write(image, reference, 2 * C, 2);
+                    background = new Background(image.Flush);
+                    hook.PauseAt((e, _, _) => (e == at || (at == IoEvent.L2Update && e == IoEvent.L2Alloc)) && Environment.CurrentManagedThreadId == background.ThreadId);
+                    background.Start();
+                    hook.WaitUntilPaused();
+                    Write(image, reference, 7 * C, 4);          // same table, fresh cluster at the end of the file
+                    Write(image, reference, 5L << 20, 5);       // a new table, so the file grows past the end the flusher saw
+                    hook.Resume();
+                    break;
             }
 
-            while (!done.Wait(0))
-            {
-                image.Flush();
-            }
-
-            Assert.Empty(errors);
-            byte[] all = new byte[size];
+            background.Join();
+            Flush(image);
+            byte[] all = new byte[Size];
             image.Read(0, all);
             Files.AssertBytesEqual(reference, all, 0, "engine read-back");
         }
@@ -71,5 +75,47 @@ public class FlushRaceTests
         Qemu.AssertClean(img);
         File.WriteAllBytes(dir.File("ref.raw"), reference);
         Qemu.AssertSameAsRaw(img, dir.File("ref.raw"));
+    }
+
+    private static void Write(IBlockImage image, byte[] reference, long offset, int seed)
+    {
+        byte[] data = Engine.Pattern(100, seed);
+        image.Write(offset, data);
+        data.CopyTo(reference, offset);
+    }
+
+    private static void Flush(IBlockImage image) => image.Flush();
+
+    /// <summary>A thread whose id is known before it starts (for the pause predicate) and whose failure fails the test.</summary>
+    private sealed class Background
+    {
+        private readonly Thread _thread;
+        private Exception? _failure;
+
+        public Background(Action action)
+        {
+            _thread = new Thread(() =>
+            {
+                try
+                {
+                    action();
+                }
+                catch (Exception e)
+                {
+                    _failure = e;
+                }
+            });
+            ThreadId = _thread.ManagedThreadId;
+        }
+
+        public int ThreadId { get; }
+
+        public void Start() => _thread.Start();
+
+        public void Join()
+        {
+            Assert.True(_thread.Join(TimeSpan.FromSeconds(60)), "the background thread did not finish");
+            Assert.Null(_failure);
+        }
     }
 }

@@ -158,25 +158,6 @@ public sealed class LifecycleTests
     }
 
     [Fact]
-    public void BackgroundFlusherClearsNeedCheckWhenIdle()
-    {
-        using var t = new TempDir();
-        string img = t["a.qed"];
-        Qemu.CreateQed(img, "64M");
-        using var m = Mounted.Start(t.Dir("mnt"), [img], ["--flush-interval", "0.2"]);
-        using (var fs = new FileStream(m.File(), FileMode.Open, FileAccess.ReadWrite, FileShare.ReadWrite, 1))
-        {
-            fs.Position = 3 << 20;
-            fs.Write(ImageFile.Bytes(70000, 1));
-        }
-
-        Wait.Until(() => !ImageFile.NeedCheck(img), TimeSpan.FromSeconds(10), "the flusher to clear need-check");
-        // While mounted and idle the image is consistent for qemu-img (read with -U).
-        RunResult check = Qemu.ImgRaw("check", "-U", img);
-        Assert.True(check.ExitCode == 0, check.ToString());
-    }
-
-    [Fact]
     public void ForegroundMountEndsCleanlyOnSigterm()
     {
         using var t = new TempDir();

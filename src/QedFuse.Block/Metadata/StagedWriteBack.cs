@@ -9,7 +9,8 @@ internal readonly record struct MetadataWrite(long HostOffset, byte[] Bytes, IoE
 /// A format states its ordering rules as stages ("new L2 tables after the data they point to,
 /// L1 entries after the new tables"; qcow2: "refcount blocks, then the refcount table, then
 /// L2, then L1"); QEMU's qcow2-cache "depends" is the same idea. Empty stages cost nothing.
-/// A failure of any write or sync latches the image failed (<see cref="FailureLatch"/>).
+/// A failure of any write or sync fails the host file (<see cref="HostFile.Fail"/>): the
+/// on-disk state is then unknown, and nothing may claim durability again.
 /// </summary>
 internal sealed class StagedWriteBack
 {
@@ -25,9 +26,9 @@ internal sealed class StagedWriteBack
     public bool IsEmpty => _stages.All(s => s.Count == 0);
 
     /// <summary>Syncs the data written so far, then each non-empty stage followed by a sync.</summary>
-    public void Run(HostFile file, FailureLatch latch)
+    public void Run(HostFile file)
     {
-        latch.ThrowIfFailed();
+        file.ThrowIfFailed();
         try
         {
             file.Sync();
@@ -41,9 +42,11 @@ internal sealed class StagedWriteBack
                 file.Sync();
             }
         }
-        catch (IOException e)
+        catch (IOException e) when (e is not ImageFailedException)
         {
-            throw latch.Fail($"metadata write-back failed ({e.Message})", e);
+            string reason = $"metadata write-back failed ({e.Message})";
+            file.Fail(reason);
+            throw new ImageFailedException(file.Path, reason);
         }
     }
 }

@@ -16,6 +16,7 @@ internal static partial class LibC
     public const int EIO = 5;
     public const int EAGAIN = 11;
     public const int EINVAL = 22;
+    public const int EFBIG = 27;
     public const int EROFS = 30;
 
     public const short LockRead = 0;   // F_RDLCK

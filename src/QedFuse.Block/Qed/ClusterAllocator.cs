@@ -12,19 +12,22 @@ namespace QedFuse.Block.Qed;
 /// already landing past the old end. It is shrunk only back to <see cref="End"/>, the end of
 /// the last allocated cluster (<see cref="TrimFile"/>, every flush pass), so no written data
 /// is ever cut off. A crash leaves the unused tail of the last step as leaked clusters,
-/// which repair cuts off.
+/// which repair cuts off. Need-check is set (durably) before the file grows, so that the
+/// tail of a crash is always repaired at the next open.
 /// </remarks>
 internal sealed class ClusterAllocator
 {
     private readonly HostFile _file;
     private readonly long _clusterSize;
+    private readonly NeedCheckFlag _needCheck;
     private const long MinGrowStep = 1L << 20;
     private const long MaxGrowStep = 128L << 20;
     private long _fileLength;
 
-    public ClusterAllocator(HostFile file, long clusterSize)
+    public ClusterAllocator(HostFile file, long clusterSize, NeedCheckFlag needCheck)
     {
         _file = file;
+        _needCheck = needCheck;
         _clusterSize = clusterSize;
         _fileLength = file.Length;
         End = (_fileLength + clusterSize - 1) / clusterSize * clusterSize;
@@ -48,6 +51,7 @@ internal sealed class ClusterAllocator
             // writer, a bounded tail for repair to cut off after a crash.
             long step = Math.Clamp(_fileLength / 8, Math.Max(MinGrowStep, _clusterSize), Math.Max(MaxGrowStep, _clusterSize));
             long target = Math.Max(end, (_fileLength + step) / _clusterSize * _clusterSize);
+            _needCheck.Set();
             _file.SetLength(target);
             _fileLength = target;
         }
@@ -57,13 +61,16 @@ internal sealed class ClusterAllocator
         return at;
     }
 
-    /// <summary>Cuts the file back to the last allocated cluster; nothing is ever written past it.</summary>
-    public void TrimFile()
+    /// <summary>Cuts the file back to the last allocated cluster (nothing is ever written past it); true when it did.</summary>
+    public bool TrimFile()
     {
-        if (_fileLength > End)
+        if (_fileLength <= End)
         {
-            _file.SetLength(End);
-            _fileLength = End;
+            return false;
         }
+
+        _file.SetLength(End);
+        _fileLength = End;
+        return true;
     }
 }

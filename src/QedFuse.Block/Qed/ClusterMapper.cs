@@ -33,7 +33,7 @@ internal sealed class ClusterMapper : IClusterWriteMap
     private int _waiters;
     private int _allocationsInFlight;
 
-    public ClusterMapper(HostFile file, QedGeometry geo, ulong[] l1, long l1Offset, int cacheTables)
+    public ClusterMapper(HostFile file, QedGeometry geo, ulong[] l1, long l1Offset, int cacheTables, NeedCheckFlag needCheck)
     {
         _path = file.Path;
         _file = file;
@@ -41,7 +41,7 @@ internal sealed class ClusterMapper : IClusterWriteMap
         _l1 = l1;
         _l1Offset = l1Offset;
         _cache = new L2Cache(cacheTables);
-        _allocator = new ClusterAllocator(file, geo.ClusterSize);
+        _allocator = new ClusterAllocator(file, geo.ClusterSize, needCheck);
         _guard = new AliasGuard(geo, l1, l1Offset, _allocator.ValidLimit);
         TableCount = l1.Count(e => e != 0);
     }
@@ -72,15 +72,27 @@ internal sealed class ClusterMapper : IClusterWriteMap
         }
     }
 
-    /// <summary>No allocation in flight and nothing dirty: the on-disk metadata is complete.</summary>
-    public bool IsQuiescent
+    /// <summary>
+    /// When no allocation is in flight and nothing is dirty, the on-disk metadata is complete:
+    /// then (with allocation held off) trims the grow-ahead tail and clears need-check, so no
+    /// allocation can grow the file between the test and the clear. False when not quiescent.
+    /// </summary>
+    public bool ClearNeedCheckIfQuiescent(NeedCheckFlag needCheck)
     {
-        get
+        lock (_lock)
         {
-            lock (_lock)
+            if (_allocationsInFlight != 0 || !_l1Dirty.IsEmpty || _cache.Tables.Any(t => t.IsDirty))
             {
-                return _allocationsInFlight == 0 && _l1Dirty.IsEmpty && !_cache.Tables.Any(t => t.IsDirty);
+                return false;
             }
+
+            if (_allocator.TrimFile())
+            {
+                _file.Sync();
+            }
+
+            needCheck.Clear();
+            return true;
         }
     }
 
@@ -238,7 +250,7 @@ internal sealed class ClusterMapper : IClusterWriteMap
     {
         lock (_lock)
         {
-            _allocator.TrimFile();
+            _ = _allocator.TrimFile();
         }
     }
 

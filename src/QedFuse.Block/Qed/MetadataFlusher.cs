@@ -61,15 +61,18 @@ internal sealed class MetadataFlusher
         }
     }
 
-    /// <summary>Flushes, then clears need-check if nothing is dirty and no allocation is in flight.</summary>
+    /// <summary>
+    /// Flushes, then clears need-check if nothing is dirty, no allocation is in flight and no
+    /// corruption is known.
+    /// </summary>
     public void Checkpoint()
     {
         Flush();
         lock (_gate)
         {
-            if (_needCheck.IsSet && _mapper.IsQuiescent)
+            if (_needCheck.IsSet && !_needCheck.KnownCorrupt)
             {
-                _needCheck.Clear();
+                _mapper.ClearNeedCheckIfQuiescent(_needCheck);
             }
         }
     }

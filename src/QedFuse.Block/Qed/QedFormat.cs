@@ -20,7 +20,7 @@ public sealed class QedFormat : IImageFormat
         var role = options.ReadOnly
             ? (options.ForceShare ? ImageLock.Role.SharedReader : ImageLock.Role.Reader)
             : ImageLock.Role.Writer;
-        HostFile file = HostFile.Open(path, !options.ReadOnly, role, options.HostFileHook);
+        HostFile file = HostFile.Open(path, !options.ReadOnly, role, options.HostFileHook, options.Log);
         IBlockImage? backing = null;
         try
         {
@@ -82,16 +82,41 @@ public sealed class QedFormat : IImageFormat
 
     /// <summary>
     /// A writable open repairs an image left with need-check set (QEMU does the same) and
-    /// clears autoclear bits, none of which this driver understands.
+    /// clears autoclear bits, none of which this driver understands. It refuses an image the
+    /// repair leaves corrupt, or whose L1 table points past the end of the file (a truncated
+    /// copy): writing there would bury the damage. Opened for the check verb
+    /// (<see cref="ImageOpenOptions.SkipRepair"/>), a need-check image is taken as corrupt
+    /// until a check finds it clean.
     /// </summary>
     private static void PrepareForWriting(HostFile file, NeedCheckFlag needCheck, QedGeometry geo, ulong[] l1, ImageOpenOptions options)
     {
-        if (needCheck.IsSet && !options.SkipRepair)
+        const string wayOut = "repair it with 'qedfuse check -r all', or mount it read-only with -o ro";
+        if (needCheck.IsSet && options.SkipRepair)
+        {
+            needCheck.KnownCorrupt = true;
+        }
+        else if (needCheck.IsSet)
         {
             CheckResult r = new QedChecker(file, needCheck, geo).Run(l1, CheckRepair.All);
             options.Log?.Invoke(
                 $"{file.Path}: was not closed cleanly (need-check set); checked: {r.CorruptionsFixed} corruptions repaired, "
                 + $"{r.Corruptions} left, {r.LeaksFixed} leaked clusters reclaimed, {r.Leaks} left");
+            if (r.Corruptions > 0 || r.CheckErrors > 0)
+            {
+                throw new BadImageException(file.Path,
+                    $"the automatic repair left {r.Corruptions} corruptions and {r.CheckErrors} check errors ({r.Messages.FirstOrDefault(m => !m.StartsWith("repaired", StringComparison.Ordinal))}); {wayOut}");
+            }
+        }
+
+        if (!options.SkipRepair)
+        {
+            long fileLength = file.Length;
+            int outside = l1.Count(e => e != 0 && !TableLiesInside(e, geo, fileLength));
+            if (outside > 0)
+            {
+                throw new BadImageException(file.Path,
+                    $"{outside} L1 entries point to L2 tables outside the {fileLength}-byte file (a truncated copy?); {wayOut}");
+            }
         }
 
         if (needCheck.Header.AutoclearFeatures != 0)
@@ -99,4 +124,9 @@ public sealed class QedFormat : IImageFormat
             needCheck.Rewrite(needCheck.Header with { AutoclearFeatures = 0 });
         }
     }
+
+    /// <summary>A valid L2 table offset: cluster-aligned, after the header, the whole table inside the file.</summary>
+    private static bool TableLiesInside(ulong entry, QedGeometry geo, long fileLength) =>
+        entry % (ulong)geo.ClusterSize == 0 && entry >= (ulong)geo.HeaderBytes
+        && entry <= (ulong)(fileLength / geo.ClusterSize * geo.ClusterSize) - (ulong)geo.TableBytes;
 }

@@ -108,9 +108,10 @@ internal sealed record QedHeader
         }
 
         ulong max = MaxImageSize(ClusterSize, TableSize);
-        if (ImageSize == 0 || ImageSize % 512 != 0 || ImageSize > max)
+        // Size 0 is legal: qemu-img creates it and QEMU opens it as an empty disk.
+        if (ImageSize % 512 != 0 || ImageSize > max)
         {
-            Fail($"header field 'image_size' is {ImageSize}: must be a non-zero multiple of 512 no larger than {max} for this geometry");
+            Fail($"header field 'image_size' is {ImageSize}: must be a multiple of 512 no larger than {max} for this geometry");
         }
 
         ulong tableBytes = (ulong)TableSize * ClusterSize;

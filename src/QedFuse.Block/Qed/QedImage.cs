@@ -29,7 +29,7 @@ internal sealed class QedImage : IBlockImage
         _needCheck = needCheck;
         _backingName = backingName;
         Backing = backing;
-        _newMapper = table => new ClusterMapper(file, _geo, table, (long)header.L1TableOffset, cacheTables);
+        _newMapper = table => new ClusterMapper(file, _geo, table, (long)header.L1TableOffset, cacheTables, needCheck);
         _mapper = _newMapper(l1);
         _flusher = new MetadataFlusher(file, _mapper, _needCheck);
     }
@@ -56,6 +56,7 @@ internal sealed class QedImage : IBlockImage
     public void Write(long offset, ReadOnlySpan<byte> data)
     {
         RequestBounds.CheckWrite(this, offset, data.Length);
+        _file.ThrowIfFailed();
         ClusterWriter.Write(_mapper, _file, Backing, _geo.ClusterBits, offset, data);
         FlushIfCacheFull();
     }
@@ -63,6 +64,7 @@ internal sealed class QedImage : IBlockImage
     public void WriteZeroes(long offset, long length, bool unmap)
     {
         RequestBounds.CheckWrite(this, offset, length);
+        _file.ThrowIfFailed();
         long end = offset + length;
         while (offset < end)
         {
@@ -126,6 +128,7 @@ internal sealed class QedImage : IBlockImage
         var l1 = new ulong[_geo.TableEntries];
         TableIO.Read(_file, (long)_needCheck.Header.L1TableOffset, l1);
         CheckResult result = new QedChecker(_file, _needCheck, _geo).Run(l1, repair);
+        _needCheck.KnownCorrupt = result.Corruptions > 0 || result.CheckErrors > 0;
         _mapper = _newMapper(l1);
         _flusher = new MetadataFlusher(_file, _mapper, _needCheck);
         return result;
@@ -198,11 +201,22 @@ internal sealed class QedImage : IBlockImage
             ? run
             : throw new InvalidOperationException($"{Path}: internal error: a run of {run} bytes at {offset} with {remaining} bytes left");
 
+    /// <summary>
+    /// Keeps the cache near its bound. The request that triggers it has already succeeded, so a
+    /// failed flush here is not its error: the metadata stays dirty, and the next flush or fsync
+    /// retries and reports it (a failed sync has marked the file failed and logged it).
+    /// </summary>
     private void FlushIfCacheFull()
     {
         if (_mapper.NeedsFlush)
         {
-            _flusher.Flush();
+            try
+            {
+                _flusher.Flush();
+            }
+            catch (IOException)
+            {
+            }
         }
     }
 }

@@ -12,7 +12,7 @@ public sealed class RawFormat : IImageFormat
         var role = options.ReadOnly
             ? (options.ForceShare ? ImageLock.Role.SharedReader : ImageLock.Role.Reader)
             : ImageLock.Role.Writer;
-        return new RawImage(HostFile.Open(path, !options.ReadOnly, role, options.HostFileHook));
+        return new RawImage(HostFile.Open(path, !options.ReadOnly, role, options.HostFileHook, options.Log));
     }
 
     public void Create(string path, ImageCreateOptions options, ImageOpener opener)

@@ -50,6 +50,10 @@ internal sealed class BackgroundFlusher : IDisposable
                 {
                     image.Checkpoint();
                 }
+                catch (ImageFailedException)
+                {
+                    // Logged once when the image failed; it takes no more flushes.
+                }
                 catch (Exception e)
                 {
                     Log.Error($"{image.Path}: background flush failed: {e.Message} (will retry)");

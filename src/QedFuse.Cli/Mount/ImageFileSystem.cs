@@ -185,13 +185,16 @@ internal sealed class ImageFileSystem : IFuseFileSystem
         int n = (int)Math.Min(data.Length, size - offset);
         try
         {
-            m.NoteWrite();
             m.Image.Write(offset, data[..n]);
             return n;
         }
         catch (Exception e)
         {
             return Fail(m, e);
+        }
+        finally
+        {
+            m.NoteWriteDone();
         }
     }
 
@@ -204,7 +207,7 @@ internal sealed class ImageFileSystem : IFuseFileSystem
             return -Errno.ENOENT;
         }
 
-        return m.Image.IsReadOnly ? 0 : Guard(m, m.Image.Flush, 0);
+        return m.Image.IsReadOnly ? 0 : FlushImage(m);
     }
 
     public int Fallocate(ulong ino, ulong fh, int mode, long offset, long length)
@@ -240,8 +243,14 @@ internal sealed class ImageFileSystem : IFuseFileSystem
         }
 
         long n = Math.Min(length, size - offset);
-        m.NoteWrite();
-        return Guard(m, () => m.Image.WriteZeroes(offset, n, unmap: punch), 0);
+        try
+        {
+            return Guard(m, () => m.Image.WriteZeroes(offset, n, unmap: punch), 0);
+        }
+        finally
+        {
+            m.NoteWriteDone();
+        }
     }
 
     public long Lseek(ulong ino, ulong fh, long offset, int whence)
@@ -291,17 +300,17 @@ internal sealed class ImageFileSystem : IFuseFileSystem
     }
 
     /// <summary>flush(2) comes with every close: make it durable only when something was written.</summary>
-    private static int FlushIfWritten(MountedImage m)
-    {
-        if (m.Image.IsReadOnly || !m.TakeWritesSinceFlush())
-        {
-            return 0;
-        }
+    private static int FlushIfWritten(MountedImage m) =>
+        m.Image.IsReadOnly || !m.HasUnflushedWrites ? 0 : FlushImage(m);
 
+    /// <summary>Flushes; on success every write finished before the start counts as flushed.</summary>
+    private static int FlushImage(MountedImage m)
+    {
+        long done = m.WritesDone;
         int r = Guard(m, m.Image.Flush, 0);
-        if (r < 0)
+        if (r == 0)
         {
-            m.UndoTakeWrites();
+            m.NoteFlushed(done);
         }
 
         return r;
@@ -343,7 +352,7 @@ internal sealed class ImageFileSystem : IFuseFileSystem
         {
             m.ReportCorruption(corrupt);
         }
-        else if (e is not IOException { HResult: Errno.ENOSPC or Errno.EROFS })
+        else if (e is not (IOException { HResult: Errno.ENOSPC or Errno.EROFS or Errno.EFBIG } or ImageFailedException))
         {
             Log.Error($"{m.Image.Path}: {e.Message}");
         }

@@ -7,7 +7,8 @@ namespace QedFuse.Cli.Mount;
 internal sealed class MountedImage
 {
     private int _corruptionLogged;
-    private long _writesSinceFlush;
+    private long _writesDone;
+    private long _writesFlushed;
 
     public MountedImage(ulong ino, string fileName, IBlockImage image)
     {
@@ -37,12 +38,32 @@ internal sealed class MountedImage
 
     public FuseTimespec CTime { get; }
 
-    public void NoteWrite() => Interlocked.Increment(ref _writesSinceFlush);
+    /// <summary>
+    /// Writes (and zeroings) finished so far. Counted when they end, not when they start: a
+    /// flush that begins while a write is still running must not count that write as flushed.
+    /// </summary>
+    public long WritesDone => Interlocked.Read(ref _writesDone);
 
-    /// <summary>True (and resets) when anything was written since the last flush.</summary>
-    public bool TakeWritesSinceFlush() => Interlocked.Exchange(ref _writesSinceFlush, 0) != 0;
+    public void NoteWriteDone() => Interlocked.Increment(ref _writesDone);
 
-    public void UndoTakeWrites() => Interlocked.Increment(ref _writesSinceFlush);
+    /// <summary>Whether a write finished after the start of the last successful flush.</summary>
+    public bool HasUnflushedWrites => WritesDone != Interlocked.Read(ref _writesFlushed);
+
+    /// <summary>Records a successful flush that began when <paramref name="writesDoneAtStart"/> writes had finished.</summary>
+    public void NoteFlushed(long writesDoneAtStart)
+    {
+        long seen = Interlocked.Read(ref _writesFlushed);
+        while (seen < writesDoneAtStart)
+        {
+            long prior = Interlocked.CompareExchange(ref _writesFlushed, writesDoneAtStart, seen);
+            if (prior == seen)
+            {
+                return;
+            }
+
+            seen = prior;
+        }
+    }
 
     /// <summary>Logs the first corrupt-metadata error of this image; later ones only fail their request.</summary>
     public void ReportCorruption(CorruptImageException e)

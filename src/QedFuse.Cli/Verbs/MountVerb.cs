@@ -42,6 +42,50 @@ internal sealed class MountOptions
 
 internal static class MountVerb
 {
+    /// <summary>
+    /// mount(8), sshfs and every FUSE tool accept -o more than once and merge the lists in
+    /// order; the parser allows an option once, so the repeats are joined into one -o first.
+    /// </summary>
+    public static string[] MergeRepeatedOptions(string[] args)
+    {
+        var rest = new List<string>();
+        var lists = new List<string>();
+        for (int i = 0; i < args.Length; i++)
+        {
+            string a = args[i];
+            if (a == "--")
+            {
+                rest.AddRange(args[i..]);
+                break;
+            }
+
+            if ((a is "-o" or "--options") && i + 1 < args.Length)
+            {
+                lists.Add(args[++i]);
+            }
+            else if (a.StartsWith("--options=", StringComparison.Ordinal))
+            {
+                lists.Add(a["--options=".Length..]);
+            }
+            else if (a.StartsWith("-o", StringComparison.Ordinal) && a.Length > 2)
+            {
+                lists.Add(a[2..]);
+            }
+            else
+            {
+                rest.Add(a);
+            }
+        }
+
+        if (lists.Count <= 1)
+        {
+            return args;
+        }
+
+        rest.InsertRange(Math.Min(1, rest.Count), ["-o", string.Join(',', lists)]);
+        return [.. rest];
+    }
+
     public static int Run(MountOptions o)
     {
         Log.Verbose = o.Verbose;

@@ -11,16 +11,16 @@ namespace QedFuse.Block.Tests.Qcow2;
 /// </summary>
 public class RefcountStoreTests
 {
-    private static void WriteBack(HostFile file, RefcountStore store, FailureLatch latch)
+    private static void WriteBack(HostFile file, RefcountStore store)
     {
         var (blocks, table, header) = store.TakeWrites();
-        new StagedWriteBack().Stage(blocks).Stage(table).Stage(header is { } h ? [h] : []).Run(file, latch);
+        new StagedWriteBack().Stage(blocks).Stage(table).Stage(header is { } h ? [h] : []).Run(file);
         if (header is not null)
         {
             // The header points to the moved table: the old one can go, in a pass of its own.
             store.ReleaseOldTable();
             store.ApplyDeferredFrees(store.DeferredFreeCount, _ => true);
-            WriteBack(file, store, latch);
+            WriteBack(file, store);
         }
     }
 
@@ -37,7 +37,6 @@ public class RefcountStoreTests
         Qemu.Io(img, "qcow2", "write -P 1 0 64k");
         var allocated = new List<(long Offset, long Count)>();
         var rng = new Random(c + refcountBits);
-        var latch = new FailureLatch(img, null);
         using (HostFile file = HostFile.Open(img, writable: true, ImageLock.Role.Writer))
         {
             var store = new RefcountStore(file, Qcow2Layout.Read(file, img));
@@ -50,7 +49,7 @@ public class RefcountStoreTests
                 done += n;
             }
 
-            WriteBack(file, store, latch);
+            WriteBack(file, store);
         }
 
         uint tableClusters = System.Buffers.Binary.BinaryPrimitives.ReadUInt32BigEndian(Files.ReadRange(img, 56, 4));
@@ -76,7 +75,7 @@ public class RefcountStoreTests
             // Not free before the frees are applied (their unlinking is not durable yet).
             Assert.Equal(1UL, store.Get(allocated[0].Offset / c));
             store.ApplyDeferredFrees(store.DeferredFreeCount, _ => true);
-            WriteBack(file, store, latch);
+            WriteBack(file, store);
         }
 
         (exit, _, raw) = Qemu.Check(img, "qcow2");
@@ -91,7 +90,7 @@ public class RefcountStoreTests
                 Assert.True(offset + 5 * c <= fileEnd, $"freed clusters are not reused: allocated {offset}, file end {fileEnd}");
             }
 
-            WriteBack(file, store, latch);
+            WriteBack(file, store);
         }
 
         Assert.Equal(fileEnd, new FileInfo(img).Length);

@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using QedFuse.Block;
+using QedFuse.Reliability.Tests.Support;
 using Xunit.Abstractions;
 
 namespace QedFuse.Reliability.Tests.Torture;
@@ -118,10 +119,13 @@ public sealed class MountCrashTortureTests(ITestOutputHelper output)
                 Assert.True(failures.Count == 0, $"{failures.Count} blocks wrong after crash, e.g.:\n{string.Join("\n", failures.Take(5))}");
             }
 
-            foreach (string c in table > 1 ? new[] { "qemu-img", q } : [q])
+            // The repairing open leaves nothing behind: need-check was on disk before the file grew,
+            // so every leaked tail was cut off (qemu-img's own QED leak miscount aside).
+            (exit, stdout, stderr) = TortureTools.Run(q, "check", image);
+            Assert.True(exit == 0, $"after repair, qedfuse check exit {exit}: {stdout}{stderr}");
+            if (table > 1)
             {
-                (exit, stdout, stderr) = TortureTools.Run(c, "check", image);
-                Assert.True(exit is 0 or 3, $"after repair, {c} check exit {exit}: {stdout}{stderr}");
+                QemuCheck.AssertClean(image, alsoOurs: false);
             }
             output.WriteLine($"seed {seed}: {cluster}/{table} backing={withBacking} ops={ops} touched={model.TouchedBlocks.Count} {string.Join(" ", notices)}");
         }

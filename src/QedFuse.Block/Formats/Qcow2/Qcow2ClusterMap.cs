@@ -33,7 +33,6 @@ internal sealed class Qcow2ClusterMap : IClusterWriteMap
     private readonly InFlightClusters _inFlight;
     private readonly HostIoEpochs _epochs = new();
     private readonly HashSet<long> _metadata = [];
-    private readonly FailureLatch _latch;
     private readonly Action<string> _markCorrupt;
     private readonly object _decompressedLock = new();
     private readonly byte[] _decompressed;
@@ -41,7 +40,7 @@ internal sealed class Qcow2ClusterMap : IClusterWriteMap
     private ulong _decompressedEntry;
     private long _fileLength;
 
-    public Qcow2ClusterMap(HostFile file, Qcow2Layout layout, RefcountStore? refcounts, int cacheTables, FailureLatch latch, Action<string> markCorrupt)
+    public Qcow2ClusterMap(HostFile file, Qcow2Layout layout, RefcountStore? refcounts, int cacheTables, Action<string> markCorrupt)
     {
         _file = file;
         _geo = layout.Geometry;
@@ -49,7 +48,6 @@ internal sealed class Qcow2ClusterMap : IClusterWriteMap
         _compressionType = layout.Header.CompressionType;
         _l1 = layout.L1;
         _refcounts = refcounts;
-        _latch = latch;
         _markCorrupt = markCorrupt;
         _fileLength = file.Length;
         _inFlight = new InFlightClusters(_gate);
@@ -160,7 +158,7 @@ internal sealed class Qcow2ClusterMap : IClusterWriteMap
         {
             while (true)
             {
-                _latch.ThrowIfFailed();
+                _file.ThrowIfFailed();
                 long segment = Math.Min(length, _geo.BytesToTableEnd(offset));
                 long first = offset >> bits;
 
@@ -279,7 +277,7 @@ internal sealed class Qcow2ClusterMap : IClusterWriteMap
         {
             while (true)
             {
-                _latch.ThrowIfFailed();
+                _file.ThrowIfFailed();
                 long segment = Math.Min(length, _geo.BytesToTableEnd(offset));
                 long first = offset >> _geo.ClusterBits;
                 long count = segment >> _geo.ClusterBits;
@@ -568,8 +566,7 @@ internal sealed class Qcow2ClusterMap : IClusterWriteMap
         if (!IsValidCluster(host) || _metadata.Contains(host >> _geo.ClusterBits) || _refcounts!.IsMetadata(host >> _geo.ClusterBits))
         {
             string problem = $"L2 entry for virtual offset {_geo.ClusterStart(virtualOffset)} points to {host}, which is not a data cluster";
-            _markCorrupt(problem);
-            throw _latch.Fail(problem);
+            throw Refuse(problem);
         }
 
         return true;
@@ -604,10 +601,17 @@ internal sealed class Qcow2ClusterMap : IClusterWriteMap
             if (c == 0 || _metadata.Contains(c) || _refcounts!.IsMetadata(c))
             {
                 string problem = $"a data write at host offset {host} (+{length}) would overwrite metadata (cluster {c}); refused";
-                _markCorrupt(problem);
-                throw _latch.Fail(problem);
+                throw Refuse(problem);
             }
         }
+    }
+
+    /// <summary>Marks the image corrupt and failed: after a write that would have hit metadata, nothing more is written.</summary>
+    private ImageFailedException Refuse(string problem)
+    {
+        _markCorrupt(problem);
+        _file.Fail(problem);
+        return new ImageFailedException(_file.Path, problem);
     }
 
     private ClusterRun RunLocked(ulong[] entries, long offset, long segment)

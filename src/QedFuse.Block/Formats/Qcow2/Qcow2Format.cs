@@ -14,7 +14,7 @@ public sealed class Qcow2Format : IImageFormat
         var role = options.ReadOnly
             ? (options.ForceShare ? ImageLock.Role.SharedReader : ImageLock.Role.Reader)
             : ImageLock.Role.Writer;
-        HostFile file = HostFile.Open(path, !options.ReadOnly, role, options.HostFileHook);
+        HostFile file = HostFile.Open(path, !options.ReadOnly, role, options.HostFileHook, options.Log);
         IBlockImage? backing = null;
         try
         {

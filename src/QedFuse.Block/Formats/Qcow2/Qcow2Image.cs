@@ -17,7 +17,6 @@ internal sealed class Qcow2Image : IBlockImage
     private readonly HostFile _file;
     private readonly Qcow2Layout _layout;
     private readonly Qcow2ClusterMap _map;
-    private readonly FailureLatch _latch;
     private readonly object _flushGate = new();
     private readonly Action<string>? _log;
     private bool _disposed;
@@ -28,9 +27,8 @@ internal sealed class Qcow2Image : IBlockImage
         _layout = layout;
         _log = log;
         Backing = backing;
-        _latch = new FailureLatch(file.Path, log);
         RefcountStore? refcounts = file.Writable ? new RefcountStore(file, layout) : null;
-        _map = new Qcow2ClusterMap(file, layout, refcounts, cacheTables, _latch, MarkCorrupt);
+        _map = new Qcow2ClusterMap(file, layout, refcounts, cacheTables, MarkCorrupt);
     }
 
     public string Path => _file.Path;
@@ -56,7 +54,7 @@ internal sealed class Qcow2Image : IBlockImage
     public void Write(long offset, ReadOnlySpan<byte> data)
     {
         RequestBounds.CheckWrite(this, offset, data.Length);
-        _latch.ThrowIfFailed();
+        _file.ThrowIfFailed();
         ClusterWriter.Write(_map, _file, Backing, _layout.Geometry.ClusterBits, offset, data);
         FlushIfCacheFull();
     }
@@ -64,7 +62,7 @@ internal sealed class Qcow2Image : IBlockImage
     public void WriteZeroes(long offset, long length, bool unmap)
     {
         RequestBounds.CheckWrite(this, offset, length);
-        _latch.ThrowIfFailed();
+        _file.ThrowIfFailed();
         long end = offset + length;
         while (offset < end)
         {
@@ -116,12 +114,12 @@ internal sealed class Qcow2Image : IBlockImage
 
         lock (_flushGate)
         {
-            _latch.ThrowIfFailed();
+            _file.ThrowIfFailed();
             var (pass, complete) = _map.TakeFlushPass();
             bool written = false;
             try
             {
-                pass.Run(_file, _latch);
+                pass.Run(_file);
                 written = true;
             }
             finally
@@ -133,7 +131,7 @@ internal sealed class Qcow2Image : IBlockImage
             StagedWriteBack frees = _map.TakeRefcountPass();
             if (!frees.IsEmpty)
             {
-                frees.Run(_file, _latch);
+                frees.Run(_file);
             }
 
             _map.TrimFile();
@@ -210,7 +208,7 @@ internal sealed class Qcow2Image : IBlockImage
             if (!IsReadOnly)
             {
                 // A failed image says so on close too: what was acknowledged since its last good flush is not durable.
-                _latch.ThrowIfFailed();
+                _file.ThrowIfFailed();
                 Flush();
             }
         }
@@ -275,7 +273,7 @@ internal sealed class Qcow2Image : IBlockImage
         }
         catch (IOException)
         {
-            // The image is failed already; the bit is a courtesy to the next program.
+            // The bit is a courtesy to the next program; the image is failed either way.
         }
     }
 }
