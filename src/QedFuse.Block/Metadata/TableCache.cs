@@ -10,15 +10,17 @@ namespace QedFuse.Block.Metadata;
 internal sealed class TableCache
 {
     private readonly MetadataGate _gate;
+    private readonly string _path;
     private readonly int _entries;
     private readonly Action<long, ulong[]> _read;
     private readonly Dictionary<long, LinkedListNode<CachedTable>> _byOffset = [];
     private readonly LinkedList<CachedTable> _recency = new(); // most recently used first
 
     /// <param name="read">Reads a table's entries from its host offset; called with the gate released.</param>
-    public TableCache(MetadataGate gate, int capacity, int entriesPerTable, Action<long, ulong[]> read)
+    public TableCache(MetadataGate gate, string path, int capacity, int entriesPerTable, Action<long, ulong[]> read)
     {
         _gate = gate;
+        _path = path;
         Capacity = Math.Max(1, capacity);
         _entries = entriesPerTable;
         _read = read;
@@ -30,8 +32,11 @@ internal sealed class TableCache
 
     public IEnumerable<CachedTable> Tables => _recency;
 
-    /// <summary>The table at <paramref name="hostOffset"/>, loaded from disk if it is not cached.</summary>
-    public CachedTable GetLocked(long hostOffset)
+    /// <summary>
+    /// The table at <paramref name="hostOffset"/>, loaded from disk if it is not cached;
+    /// <paramref name="loaded"/> sees a freshly loaded table once, under the gate, before anyone uses it.
+    /// </summary>
+    public CachedTable GetLocked(long hostOffset, Action<CachedTable>? loaded = null)
     {
         while (_byOffset.TryGetValue(hostOffset, out var node))
         {
@@ -63,9 +68,13 @@ internal sealed class TableCache
         {
             Remove(table);
         }
+        else
+        {
+            loaded?.Invoke(table);
+        }
 
         _gate.WakeLocked();
-        return failure is null ? table : throw failure;
+        return failure is null ? table : throw new IOException($"{_path}: cannot read the table at {hostOffset}: {failure.Message}", failure);
     }
 
     /// <summary>Caches a table that exists only in memory so far (all entries zero).</summary>

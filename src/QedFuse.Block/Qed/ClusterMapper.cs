@@ -1,10 +1,12 @@
 using QedFuse.Block.Clusters;
+using QedFuse.Block.Metadata;
 
 namespace QedFuse.Block.Qed;
 
 /// <summary>
 /// Maps virtual offsets to clusters (QEMU's qed-cluster.c) and owns the metadata state: the
-/// L1 table, the L2 cache, clusters being allocated, the allocator. One short lock guards it
+/// L1 table, the L2 cache (Metadata/TableCache), clusters being allocated (Clusters/InFlightClusters),
+/// the allocator. One gate (Metadata/MetadataGate) guards it
 /// all. Data and table I/O never happens under it: an L2 table load releases it while
 /// reading, and callers get values (runs, plans), never references to live tables, so host
 /// I/O runs unlocked and in parallel. The one exception is the allocator's ftruncate (growing
@@ -19,19 +21,17 @@ namespace QedFuse.Block.Qed;
 /// </remarks>
 internal sealed class ClusterMapper : IClusterWriteMap
 {
-    private readonly object _lock = new();
+    private readonly MetadataGate _gate = new();
     private readonly string _path;
     private readonly HostFile _file;
     private readonly QedGeometry _geo;
     private readonly ulong[] _l1;
     private readonly long _l1Offset;
-    private readonly L2Cache _cache;
+    private readonly TableCache _cache;
     private readonly ClusterAllocator _allocator;
     private readonly AliasGuard _guard;
-    private readonly HashSet<long> _inFlight = [];
+    private readonly InFlightClusters _inFlight;
     private DirtyRange _l1Dirty;
-    private int _waiters;
-    private int _allocationsInFlight;
 
     public ClusterMapper(HostFile file, QedGeometry geo, ulong[] l1, long l1Offset, int cacheTables, NeedCheckFlag needCheck)
     {
@@ -40,7 +40,8 @@ internal sealed class ClusterMapper : IClusterWriteMap
         _geo = geo;
         _l1 = l1;
         _l1Offset = l1Offset;
-        _cache = new L2Cache(cacheTables);
+        _cache = new TableCache(_gate, file.Path, cacheTables, geo.TableEntries, (offset, entries) => TableCodec.LittleEndian.Read(file, offset, entries));
+        _inFlight = new InFlightClusters(_gate);
         _allocator = new ClusterAllocator(file, geo.ClusterSize, needCheck);
         _guard = new AliasGuard(geo, l1, l1Offset, _allocator.ValidLimit);
         TableCount = l1.Count(e => e != 0);
@@ -53,7 +54,7 @@ internal sealed class ClusterMapper : IClusterWriteMap
     {
         get
         {
-            lock (_lock)
+            lock (_gate.Sync)
             {
                 return _allocator.End;
             }
@@ -65,7 +66,7 @@ internal sealed class ClusterMapper : IClusterWriteMap
     {
         get
         {
-            lock (_lock)
+            lock (_gate.Sync)
             {
                 return _cache.OverCapacity;
             }
@@ -79,9 +80,9 @@ internal sealed class ClusterMapper : IClusterWriteMap
     /// </summary>
     public bool ClearNeedCheckIfQuiescent(NeedCheckFlag needCheck)
     {
-        lock (_lock)
+        lock (_gate.Sync)
         {
-            if (_allocationsInFlight != 0 || !_l1Dirty.IsEmpty || _cache.Tables.Any(t => t.IsDirty))
+            if (_inFlight.Allocations != 0 || !_l1Dirty.IsEmpty || _cache.Tables.Any(t => t.IsDirty))
             {
                 return false;
             }
@@ -99,7 +100,7 @@ internal sealed class ClusterMapper : IClusterWriteMap
     /// <summary>The run that starts at <paramref name="offset"/>, cut at the end of its L2 table and at <paramref name="length"/>.</summary>
     public Allocation Map(long offset, long length)
     {
-        lock (_lock)
+        lock (_gate.Sync)
         {
             return LookupLocked(offset, length, out _);
         }
@@ -139,11 +140,11 @@ internal sealed class ClusterMapper : IClusterWriteMap
     public WritePlan PlanWrite(long offset, long length)
     {
         int bits = _geo.ClusterBits;
-        lock (_lock)
+        lock (_gate.Sync)
         {
             while (true)
             {
-                Allocation run = LookupLocked(offset, length, out L2Table? table);
+                Allocation run = LookupLocked(offset, length, out CachedTable? table);
                 if (run.State == AllocationState.Data)
                 {
                     return new WritePlan(offset, run.Length, run.HostOffset, Allocating: false);
@@ -153,30 +154,19 @@ internal sealed class ClusterMapper : IClusterWriteMap
                 long last = (offset + run.Length - 1) >> bits;
                 if (_inFlight.Contains(first))
                 {
-                    WaitLocked();
+                    _gate.WaitLocked();
                     continue;
                 }
 
-                for (long c = first + 1; c <= last && _inFlight.Count > 0; c++)
-                {
-                    if (_inFlight.Contains(c))
-                    {
-                        last = c - 1;
-                        break;
-                    }
-                }
+                long stop = _inFlight.FirstAfter(first, last);
+                last = stop < 0 ? last : stop - 1;
 
                 // Allocate first: if the file cannot grow, nothing below has happened yet.
                 table ??= CreateTableLocked(_geo.L1Index(offset));
                 int clusters = (int)(last - first + 1);
                 long host = _allocator.Allocate(clusters);
-                for (long c = first; c <= last; c++)
-                {
-                    _inFlight.Add(c);
-                }
-
+                _inFlight.Add(first, clusters);
                 table.Pins++;
-                _allocationsInFlight++;
                 long length2 = Math.Min(run.Length, ((last + 1) << bits) - offset);
                 // An unallocated cluster shows the backing chain; a zero cluster stays zeros (QEMU 7.2
                 // wrongly copies from the backing file there).
@@ -189,10 +179,10 @@ internal sealed class ClusterMapper : IClusterWriteMap
     /// <summary>Links the clusters of a finished allocating write into its L2 table.</summary>
     public void Commit(in WritePlan plan)
     {
-        lock (_lock)
+        lock (_gate.Sync)
         {
             int index = _geo.L2Index(plan.FirstCluster << _geo.ClusterBits);
-            var table = (L2Table)plan.Token!;
+            var table = (CachedTable)plan.Token!;
             for (int k = 0; k < plan.Clusters; k++)
             {
                 table.Entries[index + k] = (ulong)(plan.HostOffset + ((long)k << _geo.ClusterBits));
@@ -206,7 +196,7 @@ internal sealed class ClusterMapper : IClusterWriteMap
     /// <summary>Gives up an allocation whose data write failed; its clusters become a harmless leak.</summary>
     public void Abort(in WritePlan plan)
     {
-        lock (_lock)
+        lock (_gate.Sync)
         {
             ReleaseLocked(plan);
         }
@@ -218,11 +208,11 @@ internal sealed class ClusterMapper : IClusterWriteMap
     /// </summary>
     public Allocation ZeroUnallocated(long offset, long length)
     {
-        lock (_lock)
+        lock (_gate.Sync)
         {
             while (true)
             {
-                Allocation run = LookupLocked(offset, length, out L2Table? table);
+                Allocation run = LookupLocked(offset, length, out CachedTable? table);
                 if (run.State != AllocationState.Unallocated)
                 {
                     return run;
@@ -230,9 +220,9 @@ internal sealed class ClusterMapper : IClusterWriteMap
 
                 long first = offset >> _geo.ClusterBits;
                 long count = _geo.ClustersIn(run.Length);
-                if (AnyInFlightLocked(first, count))
+                if (_inFlight.Any(first, count))
                 {
-                    WaitLocked();
+                    _gate.WaitLocked();
                     continue;
                 }
 
@@ -248,7 +238,7 @@ internal sealed class ClusterMapper : IClusterWriteMap
     /// <summary>Gives back the file's unused grow-ahead tail; safe at any time, as it runs under the lock that allocates.</summary>
     public void TrimFile()
     {
-        lock (_lock)
+        lock (_gate.Sync)
         {
             _ = _allocator.TrimFile();
         }
@@ -257,7 +247,7 @@ internal sealed class ClusterMapper : IClusterWriteMap
     /// <summary>Copies out all dirty metadata for a flush pass and pins the tables involved.</summary>
     public MetadataSnapshot TakeSnapshot()
     {
-        lock (_lock)
+        lock (_gate.Sync)
         {
             var snap = new MetadataSnapshot();
             foreach (var t in _cache.Tables)
@@ -268,8 +258,8 @@ internal sealed class ClusterMapper : IClusterWriteMap
                     continue;
                 }
 
-                var (first, count) = t.IsNew ? (0, _geo.TableEntries) : TableIO.SectorRange(t.Dirty.First, t.Dirty.Last, _geo.TableEntries);
-                byte[] bytes = TableIO.Encode(t.Entries, first, count);
+                var (first, count) = t.IsNew ? (0, _geo.TableEntries) : TableCodec.SectorRange(t.Dirty.First, t.Dirty.Last, _geo.TableEntries);
+                byte[] bytes = TableCodec.LittleEndian.Encode(t.Entries, first, count);
                 snap.L2.Add(new(t, t.HostOffset + first * sizeof(ulong), bytes, t.IsNew, t.Dirty));
                 t.Pins++;
                 t.IsNew = false;
@@ -278,8 +268,8 @@ internal sealed class ClusterMapper : IClusterWriteMap
 
             if (!_l1Dirty.IsEmpty)
             {
-                var (first, count) = TableIO.SectorRange(_l1Dirty.First, _l1Dirty.Last, _geo.TableEntries);
-                snap.L1 = (_l1Offset + first * sizeof(ulong), TableIO.Encode(_l1, first, count), _l1Dirty);
+                var (first, count) = TableCodec.SectorRange(_l1Dirty.First, _l1Dirty.Last, _geo.TableEntries);
+                snap.L1 = (_l1Offset + first * sizeof(ulong), TableCodec.LittleEndian.Encode(_l1, first, count), _l1Dirty);
                 _l1Dirty.Clear();
             }
 
@@ -290,7 +280,7 @@ internal sealed class ClusterMapper : IClusterWriteMap
     /// <summary>Ends a flush pass: unpins its tables, and if it failed marks its pieces dirty again.</summary>
     public void CompleteSnapshot(MetadataSnapshot snap, bool written)
     {
-        lock (_lock)
+        lock (_gate.Sync)
         {
             foreach (var piece in snap.L2)
             {
@@ -315,14 +305,14 @@ internal sealed class ClusterMapper : IClusterWriteMap
     }
 
     /// <summary>The run at <paramref name="offset"/>, cut at the end of its L2 table, and that table (null: no table yet).</summary>
-    private Allocation LookupLocked(long offset, long length, out L2Table? table)
+    private Allocation LookupLocked(long offset, long length, out CachedTable? table)
     {
         long segment = Math.Min(length, _geo.BytesToTableEnd(offset));
         table = TableLocked(_geo.L1Index(offset));
         return table is null ? new Allocation(AllocationState.Unallocated, segment) : RunLocked(table, offset, segment);
     }
 
-    private L2Table? TableLocked(int l1Index)
+    private CachedTable? TableLocked(int l1Index)
     {
         ulong entry = _l1[l1Index];
         if (entry == 0)
@@ -342,70 +332,21 @@ internal sealed class ClusterMapper : IClusterWriteMap
                 $"L1 entry {l1Index} (virtual offset {(long)l1Index * _geo.L2Span}) points to an L2 table at {entry} that {problem}");
         }
 
-        while (true)
-        {
-            L2Table? t = _cache.Find((long)entry);
-            if (t is null)
-            {
-                return LoadLocked((long)entry, l1Index);
-            }
-
-            if (!t.Loading)
-            {
-                return t;
-            }
-
-            WaitLocked();
-        }
+        return _cache.GetLocked((long)entry, t => _guard.RegisterTable(t.HostOffset, l1Index, t.Entries));
     }
 
-    /// <summary>Reads a table from disk with the lock released; others asking for it wait.</summary>
-    private L2Table LoadLocked(long hostOffset, int l1Index)
-    {
-        var t = new L2Table(hostOffset, _geo.TableEntries, isNew: false);
-        _cache.Insert(t);
-        Exception? failure = null;
-        Monitor.Exit(_lock);
-        try
-        {
-            TableIO.Read(_file, hostOffset, t.Entries);
-        }
-        catch (Exception e)
-        {
-            failure = e;
-        }
-        finally
-        {
-            Monitor.Enter(_lock);
-        }
-
-        t.Loading = false;
-        if (failure is not null)
-        {
-            _cache.Remove(t);
-        }
-        else
-        {
-            _guard.RegisterTable(hostOffset, l1Index, t.Entries);
-        }
-
-        WakeLocked();
-        return failure is null ? t : throw new IOException($"{_path}: cannot read L2 table at {hostOffset}: {failure.Message}", failure);
-    }
-
-    private L2Table CreateTableLocked(int l1Index)
+    private CachedTable CreateTableLocked(int l1Index)
     {
         long host = _allocator.Allocate(_geo.TableBytes >> _geo.ClusterBits);
-        var t = new L2Table(host, _geo.TableEntries, isNew: true);
+        CachedTable t = _cache.AddNewLocked(host);
         _guard.AddNewTable(host);
-        _cache.Insert(t);
         _l1[l1Index] = (ulong)host;
         _l1Dirty.Mark(l1Index, l1Index);
         TableCount++;
         return t;
     }
 
-    private Allocation RunLocked(L2Table table, long offset, long segment)
+    private Allocation RunLocked(CachedTable table, long offset, long segment)
     {
         ulong[] e = table.Entries;
         int i = _geo.L2Index(offset);
@@ -451,54 +392,9 @@ internal sealed class ClusterMapper : IClusterWriteMap
     private bool IsValidTableOffset(ulong offset) =>
         IsValidDataOffset(offset) && offset + (ulong)_geo.TableBytes - (ulong)_geo.ClusterSize < (ulong)_allocator.ValidLimit;
 
-    private bool AnyInFlightLocked(long first, long count)
-    {
-        if (_inFlight.Count == 0)
-        {
-            return false;
-        }
-
-        for (long c = first; c < first + count; c++)
-        {
-            if (_inFlight.Contains(c))
-            {
-                return true;
-            }
-        }
-
-        return false;
-    }
-
     private void ReleaseLocked(in WritePlan plan)
     {
-        for (long c = plan.FirstCluster; c < plan.FirstCluster + plan.Clusters; c++)
-        {
-            _inFlight.Remove(c);
-        }
-
-        ((L2Table)plan.Token!).Pins--;
-        _allocationsInFlight--;
-        WakeLocked();
-    }
-
-    private void WaitLocked()
-    {
-        _waiters++;
-        try
-        {
-            Monitor.Wait(_lock);
-        }
-        finally
-        {
-            _waiters--;
-        }
-    }
-
-    private void WakeLocked()
-    {
-        if (_waiters > 0)
-        {
-            Monitor.PulseAll(_lock);
-        }
+        ((CachedTable)plan.Token!).Pins--;
+        _inFlight.Remove(plan.FirstCluster, plan.Clusters);
     }
 }

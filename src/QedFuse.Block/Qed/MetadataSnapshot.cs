@@ -1,3 +1,5 @@
+using QedFuse.Block.Metadata;
+
 namespace QedFuse.Block.Qed;
 
 /// <summary>
@@ -6,7 +8,7 @@ namespace QedFuse.Block.Qed;
 /// </summary>
 internal sealed class MetadataSnapshot
 {
-    public sealed record TablePiece(L2Table Table, long HostOffset, byte[] Bytes, bool WasNew, DirtyRange Range);
+    public sealed record TablePiece(CachedTable Table, long HostOffset, byte[] Bytes, bool WasNew, DirtyRange Range);
 
     public List<TablePiece> L2 { get; } = [];
 

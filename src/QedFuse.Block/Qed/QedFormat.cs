@@ -1,3 +1,5 @@
+using QedFuse.Block.Metadata;
+
 namespace QedFuse.Block.Qed;
 
 /// <summary>The QED driver: probe by magic, open with validation, repair and backing chain; create.</summary>
@@ -31,7 +33,7 @@ public sealed class QedFormat : IImageFormat
             string? backingName = ReadBackingName(file, header, path);
             var geo = new QedGeometry(header);
             var l1 = new ulong[geo.TableEntries];
-            TableIO.Read(file, (long)header.L1TableOffset, l1);
+            TableCodec.LittleEndian.Read(file, (long)header.L1TableOffset, l1);
 
             if (backingName is not null)
             {

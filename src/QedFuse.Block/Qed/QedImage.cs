@@ -2,6 +2,8 @@ using System.Buffers;
 using QedFuse.Block.Clusters;
 using QedFuse.Block.Native;
 
+using QedFuse.Block.Metadata;
+
 namespace QedFuse.Block.Qed;
 
 /// <summary>
@@ -126,7 +128,7 @@ internal sealed class QedImage : IBlockImage
         }
 
         var l1 = new ulong[_geo.TableEntries];
-        TableIO.Read(_file, (long)_needCheck.Header.L1TableOffset, l1);
+        TableCodec.LittleEndian.Read(_file, (long)_needCheck.Header.L1TableOffset, l1);
         CheckResult result = new QedChecker(_file, _needCheck, _geo).Run(l1, repair);
         _needCheck.KnownCorrupt = result.Corruptions > 0 || result.CheckErrors > 0;
         _mapper = _newMapper(l1);

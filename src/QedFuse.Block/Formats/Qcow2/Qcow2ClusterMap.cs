@@ -51,7 +51,7 @@ internal sealed class Qcow2ClusterMap : IClusterWriteMap
         _markCorrupt = markCorrupt;
         _fileLength = file.Length;
         _inFlight = new InFlightClusters(_gate);
-        _l2Cache = new TableCache(_gate, cacheTables, _geo.L2Entries, (offset, entries) => TableCodec.BigEndian.Read(file, offset, entries));
+        _l2Cache = new TableCache(_gate, file.Path, cacheTables, _geo.L2Entries, (offset, entries) => TableCodec.BigEndian.Read(file, offset, entries));
         _decompressed = new byte[_geo.ClusterSize];
         CollectMetadataClusters(layout);
     }
