@@ -9,8 +9,8 @@ internal readonly record struct MetadataWrite(long HostOffset, byte[] Bytes, IoE
 /// A format states its ordering rules as stages ("new L2 tables after the data they point to,
 /// L1 entries after the new tables"; qcow2: "refcount blocks, then the refcount table, then
 /// L2, then L1"); QEMU's qcow2-cache "depends" is the same idea. Empty stages cost nothing.
-/// A failure of any write or sync fails the host file (<see cref="HostFile.Fail"/>): the
-/// on-disk state is then unknown, and nothing may claim durability again.
+/// A failed sync fails the host file (<see cref="HostFile.Sync"/>); a failed write is the
+/// caller's to handle (QED marks the pass dirty again and retries; qcow2 fails the image).
 /// </summary>
 internal sealed class StagedWriteBack
 {
@@ -28,25 +28,15 @@ internal sealed class StagedWriteBack
     /// <summary>Syncs the data written so far, then each non-empty stage followed by a sync.</summary>
     public void Run(HostFile file)
     {
-        file.ThrowIfFailed();
-        try
+        file.Sync();
+        foreach (List<MetadataWrite> stage in _stages.Where(s => s.Count > 0))
         {
-            file.Sync();
-            foreach (List<MetadataWrite> stage in _stages.Where(s => s.Count > 0))
+            foreach (MetadataWrite w in stage)
             {
-                foreach (MetadataWrite w in stage)
-                {
-                    file.Write(w.HostOffset, w.Bytes, w.Event);
-                }
-
-                file.Sync();
+                file.Write(w.HostOffset, w.Bytes, w.Event);
             }
-        }
-        catch (IOException e) when (e is not ImageFailedException)
-        {
-            string reason = $"metadata write-back failed ({e.Message})";
-            file.Fail(reason);
-            throw new ImageFailedException(file.Path, reason);
+
+            file.Sync();
         }
     }
 }

@@ -244,63 +244,61 @@ internal sealed class ClusterMapper : IClusterWriteMap
         }
     }
 
-    /// <summary>Copies out all dirty metadata for a flush pass and pins the tables involved.</summary>
-    public MetadataSnapshot TakeSnapshot()
+    /// <summary>
+    /// Copies out all dirty metadata for a flush pass in QED's order (L2 tables, new ones
+    /// whole; then the L1 entries that point to them) and pins the tables involved.
+    /// </summary>
+    public FlushPass TakeFlushPass()
     {
         lock (_gate.Sync)
         {
-            var snap = new MetadataSnapshot();
-            foreach (var t in _cache.Tables)
+            var l2 = new List<MetadataWrite>();
+            var pieces = new List<(CachedTable Table, bool WasNew, DirtyRange Range)>();
+            foreach (CachedTable t in _cache.Tables.Where(t => t.IsDirty && !t.Loading))
             {
-                // A table still being read holds no valid entries yet (and cannot be dirty).
-                if (!t.IsDirty || t.Loading)
-                {
-                    continue;
-                }
-
                 var (first, count) = t.IsNew ? (0, _geo.TableEntries) : TableCodec.SectorRange(t.Dirty.First, t.Dirty.Last, _geo.TableEntries);
-                byte[] bytes = TableCodec.LittleEndian.Encode(t.Entries, first, count);
-                snap.L2.Add(new(t, t.HostOffset + first * sizeof(ulong), bytes, t.IsNew, t.Dirty));
+                l2.Add(new MetadataWrite(t.HostOffset + first * sizeof(ulong), TableCodec.LittleEndian.Encode(t.Entries, first, count),
+                    t.IsNew ? IoEvent.L2Alloc : IoEvent.L2Update));
+                pieces.Add((t, t.IsNew, t.Dirty));
                 t.Pins++;
                 t.IsNew = false;
                 t.Dirty.Clear();
             }
 
+            var l1 = new List<MetadataWrite>();
+            DirtyRange l1Range = _l1Dirty;
             if (!_l1Dirty.IsEmpty)
             {
                 var (first, count) = TableCodec.SectorRange(_l1Dirty.First, _l1Dirty.Last, _geo.TableEntries);
-                snap.L1 = (_l1Offset + first * sizeof(ulong), TableCodec.LittleEndian.Encode(_l1, first, count), _l1Dirty);
+                l1.Add(new MetadataWrite(_l1Offset + first * sizeof(ulong), TableCodec.LittleEndian.Encode(_l1, first, count), IoEvent.L1Update));
                 _l1Dirty.Clear();
             }
 
-            return snap;
-        }
-    }
-
-    /// <summary>Ends a flush pass: unpins its tables, and if it failed marks its pieces dirty again.</summary>
-    public void CompleteSnapshot(MetadataSnapshot snap, bool written)
-    {
-        lock (_gate.Sync)
-        {
-            foreach (var piece in snap.L2)
+            return new FlushPass(new StagedWriteBack().Stage(l2).Stage(l1), written =>
             {
-                piece.Table.Pins--;
-                if (!written)
+                lock (_gate.Sync)
                 {
-                    piece.Table.IsNew |= piece.WasNew;
-                    if (!piece.Range.IsEmpty)
+                    foreach (var (table, wasNew, range) in pieces)
                     {
-                        piece.Table.Dirty.Mark(piece.Range.First, piece.Range.Last);
+                        table.Pins--;
+                        if (!written)
+                        {
+                            table.IsNew |= wasNew;
+                            if (!range.IsEmpty)
+                            {
+                                table.Dirty.Mark(range.First, range.Last);
+                            }
+                        }
                     }
+
+                    if (!written && !l1Range.IsEmpty)
+                    {
+                        _l1Dirty.Mark(l1Range.First, l1Range.Last);
+                    }
+
+                    _cache.EvictDownToCapacity();
                 }
-            }
-
-            if (!written && snap.L1 is { } l1)
-            {
-                _l1Dirty.Mark(l1.Range.First, l1.Range.Last);
-            }
-
-            _cache.EvictDownToCapacity();
+            });
         }
     }
 

@@ -336,7 +336,7 @@ internal sealed class Qcow2ClusterMap : IClusterWriteMap
     /// Copies out every dirty piece of metadata for one flush pass, in the order qcow2 needs:
     /// refcount blocks, refcount table, header (a moved table), L2 tables, L1. Pins the tables.
     /// </summary>
-    public (StagedWriteBack Pass, Action<bool> Complete) TakeFlushPass()
+    public FlushPass TakeFlushPass()
     {
         lock (_gate.Sync)
         {
@@ -364,7 +364,7 @@ internal sealed class Qcow2ClusterMap : IClusterWriteMap
             }
 
             var pass = new StagedWriteBack().Stage(blocks).Stage(table).Stage(header is { } h ? [h] : []).Stage(l2).Stage(l1);
-            return (pass, written =>
+            return new FlushPass(pass, written =>
             {
                 lock (_gate.Sync)
                 {

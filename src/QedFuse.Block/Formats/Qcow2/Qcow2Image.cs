@@ -115,23 +115,23 @@ internal sealed class Qcow2Image : IBlockImage
         lock (_flushGate)
         {
             _file.ThrowIfFailed();
-            var (pass, complete) = _map.TakeFlushPass();
+            FlushPass pass = _map.TakeFlushPass();
             bool written = false;
             try
             {
-                pass.Run(_file);
+                RunFailingTheImage(pass.Writes);
                 written = true;
             }
             finally
             {
-                complete(written);
+                pass.Complete(written);
             }
 
             // The frees that pass made safe, and a moved refcount table's old clusters.
             StagedWriteBack frees = _map.TakeRefcountPass();
             if (!frees.IsEmpty)
             {
-                frees.Run(_file);
+                RunFailingTheImage(frees);
             }
 
             _map.TrimFile();
@@ -139,6 +139,25 @@ internal sealed class Qcow2Image : IBlockImage
     }
 
     public void Checkpoint() => Flush();
+
+    /// <summary>
+    /// A pass that fails part-way has marked its metadata clean (refcount blocks, tables): the
+    /// image cannot say what is on disk any more, so it fails (EIO from now on) rather than
+    /// retry from a state it no longer has.
+    /// </summary>
+    private void RunFailingTheImage(StagedWriteBack writes)
+    {
+        try
+        {
+            writes.Run(_file);
+        }
+        catch (IOException e) when (e is not ImageFailedException)
+        {
+            string reason = $"metadata write-back failed ({e.Message})";
+            _file.Fail(reason);
+            throw new ImageFailedException(Path, reason, e.HResult is > 0 and < 4096 ? e.HResult : Native.LibC.EIO);
+        }
+    }
 
     public ImageInfo GetInfo() => _layout.Describe(Path, _file.AllocatedBytes);
 
