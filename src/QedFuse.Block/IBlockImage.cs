@@ -59,4 +59,20 @@ public interface IBlockImage : IDisposable
     /// administrative operation: it must not run while other requests are in flight.
     /// </summary>
     CheckResult Check(CheckRepair repair);
+
+    /// <summary>What the driver's metadata machinery did since open (zeros for formats without metadata).</summary>
+    MetadataCounters Counters => default;
+
+    /// <summary>
+    /// For a read-only image that another program may change (a mount with force_share): forget
+    /// every cached piece of metadata and read it again from the file, so the next request sees
+    /// the image as it is on disk now. That covers header fields that can change (virtual size,
+    /// backing file name and format), the top-level and second-level tables (QED: L1/L2; qcow2:
+    /// L1/L2, refcounts, snapshot table), and the backing chain (reloaded in turn, or reopened
+    /// when its name changed). Reads may run concurrently and must see either the old or the new
+    /// metadata whole, never a mix within one table walk; a reload that fails (the file is caught
+    /// mid-update, say) throws and leaves the previous metadata in use. Writable images refuse
+    /// (<see cref="InvalidOperationException"/>): they own their file.
+    /// </summary>
+    void Reload() => throw new NotSupportedException($"{Path}: the {FormatName} driver cannot reload its metadata");
 }

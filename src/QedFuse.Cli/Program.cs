@@ -17,6 +17,7 @@ internal static class Program
     [
         typeof(MountOptions), typeof(UnmountOptions), typeof(CreateOptions),
         typeof(InfoOptions), typeof(CheckOptions), typeof(MapOptions),
+        typeof(StatsOptions), typeof(ThrottleOptions), typeof(RefreshOptions),
     ];
 
     private static int Main(string[] args)
@@ -37,6 +38,9 @@ internal static class Program
                 (InfoOptions o) => InfoVerb.Run(o),
                 (CheckOptions o) => CheckVerb.Run(o),
                 (MapOptions o) => MapVerb.Run(o),
+                (StatsOptions o) => StatsVerb.Run(o),
+                (ThrottleOptions o) => ThrottleVerb.Run(o),
+                (RefreshOptions o) => RefreshVerb.Run(o),
                 errors => Usage(result, errors));
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException or UsageException)
@@ -68,7 +72,7 @@ internal static class Program
         string verb = result.TypeInfo.Current.GetCustomAttributes(typeof(VerbAttribute), false) is [VerbAttribute v, ..] ? $" {v.Name}" : "";
         string message = first switch
         {
-            { Tag: ErrorType.NoVerbSelectedError } => "no verb given (mount, unmount, create, info, check, map)",
+            { Tag: ErrorType.NoVerbSelectedError } => "no verb given (mount, unmount, create, info, check, map, stats, throttle, refresh)",
             MissingRequiredOptionError { NameInfo.NameText: "" } => "missing argument",
             SequenceOutOfRangeError { NameInfo.NameText: "" } => "missing argument",
             _ => SentenceBuilder.Create().FormatError(first),

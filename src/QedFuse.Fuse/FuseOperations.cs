@@ -230,6 +230,11 @@ internal static unsafe class FuseOperations
         try
         {
             FuseSession session = Session(req);
+            if (!session.FileSystem.Admit(ino, false, checked((int)size), new FuseRequestHandoff(session, req, ino, fi->Fh, off, (int)size, null)))
+            {
+                return; // deferred: answered later
+            }
+
             byte* buffer = ThreadBuffer(size);
             int result = session.FileSystem.Read(ino, fi->Fh, off, new Span<byte>(buffer, checked((int)size)));
             if (result >= 0 && (nuint)result <= size)
@@ -253,6 +258,11 @@ internal static unsafe class FuseOperations
         try
         {
             FuseSession session = Session(req);
+            if (!session.FileSystem.Admit(ino, true, checked((int)size), new FuseRequestHandoff(session, req, ino, fi->Fh, off, (int)size, buf)))
+            {
+                return; // deferred: answered later
+            }
+
             int result = session.FileSystem.Write(ino, fi->Fh, off, new ReadOnlySpan<byte>(buf, checked((int)size)));
             if (result >= 0 && (nuint)result <= size)
             {

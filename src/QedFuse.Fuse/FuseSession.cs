@@ -35,6 +35,7 @@ public sealed unsafe class FuseSession : IDisposable
     private int _liveWorkers;
     private int _loopError;
     private int _disposed;
+    private int _deferred;
 
     private FuseSession(IFuseFileSystem fileSystem, string mountPoint, FuseMountOptions options)
     {
@@ -172,6 +173,35 @@ public sealed unsafe class FuseSession : IDisposable
     }
 
     /// <summary>
+    /// Tells the kernel to forget what it caches of <paramref name="ino"/>: its attributes
+    /// (size) always, and the page cache from <paramref name="offset"/> for
+    /// <paramref name="length"/> bytes (0 = to the end; a negative offset keeps the pages).
+    /// Returns 0 or -errno; -ENOENT (the kernel does not know the inode) means nothing to do.
+    /// Must not be called from a setattr or readdir of the same inode, nor from a lookup of its parent.
+    /// </summary>
+    public int InvalidateCache(ulong ino, long offset, long length)
+    {
+        if (_se == 0 || _disposed != 0 || _completion.Task.IsCompleted) return -Errno.ENODEV;
+        return LibFuse.fuse_lowlevel_notify_inval_inode(_se, ino, offset, length);
+    }
+
+    /// <summary>Waits until every <see cref="FuseDeferredRequest"/> taken so far has been answered, or the timeout passes.</summary>
+    public bool WaitForDeferred(TimeSpan timeout)
+    {
+        var sw = Stopwatch.StartNew();
+        while (Volatile.Read(ref _deferred) > 0)
+        {
+            if (sw.Elapsed > timeout) return false;
+            Thread.Sleep(10);
+        }
+        return true;
+    }
+
+    internal void DeferredTaken() => Interlocked.Increment(ref _deferred);
+
+    internal void DeferredDone() => Interlocked.Decrement(ref _deferred);
+
+    /// <summary>
     /// Asks the kernel to unmount; the workers return once it closes the connection. Safe
     /// from any thread (e.g. a PosixSignalRegistration handler) and more than once. As
     /// root: umount2(mountpoint), and if busy a lazy detach (MNT_DETACH) so the loop keeps
@@ -222,6 +252,9 @@ public sealed unsafe class FuseSession : IDisposable
             try { _completion.Task.Wait(); } catch (AggregateException) { }
         }
         if (Interlocked.Exchange(ref _disposed, 1) != 0) return;
+        // A deferred request replies through the session: whoever holds one has been told to
+        // finish it (the connection is gone, so replies fail fast); do not free the session under it.
+        WaitForDeferred(TimeSpan.FromSeconds(30));
         if (_se != 0)
         {
             LibFuse.fuse_session_unmount(_se);

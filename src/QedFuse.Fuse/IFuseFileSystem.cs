@@ -66,6 +66,15 @@ public interface IFuseFileSystem
     /// </summary>
     int Write(ulong ino, ulong fh, long offset, ReadOnlySpan<byte> data) => -Errno.EROFS;
 
+    /// <summary>
+    /// Asked before every read and write, on the worker thread that received it. True serves it
+    /// there at once (the default). To make it wait without holding the worker hostage (an I/O
+    /// limit, say), take it over with <see cref="FuseRequestHandoff.Defer"/> and return false:
+    /// the worker moves on, and the file system later runs or fails the
+    /// <see cref="FuseDeferredRequest"/> from any thread. Must be cheap: it is on every request.
+    /// </summary>
+    bool Admit(ulong ino, bool write, int bytes, in FuseRequestHandoff request) => true;
+
     /// <summary>close(2) of one file descriptor of an open (may come several times per open).</summary>
     int Flush(ulong ino, ulong fh) => 0;
 

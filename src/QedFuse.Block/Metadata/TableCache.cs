@@ -13,12 +13,14 @@ internal sealed class TableCache
     private readonly string _path;
     private readonly int _entries;
     private readonly Action<long, ulong[]> _read;
+    private readonly MetadataStatistics? _stats;
     private readonly Dictionary<long, LinkedListNode<CachedTable>> _byOffset = [];
     private readonly LinkedList<CachedTable> _recency = new(); // most recently used first
 
     /// <param name="read">Reads a table's entries from its host offset; called with the gate released.</param>
-    public TableCache(MetadataGate gate, string path, int capacity, int entriesPerTable, Action<long, ulong[]> read)
+    public TableCache(MetadataGate gate, string path, int capacity, int entriesPerTable, Action<long, ulong[]> read, MetadataStatistics? stats = null)
     {
+        _stats = stats;
         _gate = gate;
         _path = path;
         Capacity = Math.Max(1, capacity);
@@ -43,6 +45,11 @@ internal sealed class TableCache
             if (!node.Value.Loading)
             {
                 Touch(node);
+                if (_stats is not null)
+                {
+                    _stats.CacheHits++;
+                }
+
                 return node.Value;
             }
 
@@ -51,6 +58,11 @@ internal sealed class TableCache
 
         var table = new CachedTable(hostOffset, _entries, isNew: false);
         Add(table);
+        if (_stats is not null)
+        {
+            _stats.CacheMisses++;
+        }
+
         Exception? failure = null;
         _gate.RunUnlocked(() =>
         {
@@ -103,6 +115,10 @@ internal sealed class TableCache
             if (node.Value.Evictable)
             {
                 Remove(node.Value);
+                if (_stats is not null)
+                {
+                    _stats.CacheEvictions++;
+                }
             }
 
             node = previous;

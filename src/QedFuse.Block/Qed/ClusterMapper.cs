@@ -29,18 +29,20 @@ internal sealed class ClusterMapper : IClusterWriteMap
     private readonly long _l1Offset;
     private readonly TableCache _cache;
     private readonly ClusterAllocator _allocator;
+    private readonly MetadataStatistics _stats;
     private readonly AliasGuard _guard;
     private readonly InFlightClusters _inFlight;
     private DirtyRange _l1Dirty;
 
-    public ClusterMapper(HostFile file, QedGeometry geo, ulong[] l1, long l1Offset, int cacheTables, NeedCheckFlag needCheck)
+    public ClusterMapper(HostFile file, QedGeometry geo, ulong[] l1, long l1Offset, int cacheTables, NeedCheckFlag needCheck, MetadataStatistics stats)
     {
+        _stats = stats;
         _path = file.Path;
         _file = file;
         _geo = geo;
         _l1 = l1;
         _l1Offset = l1Offset;
-        _cache = new TableCache(_gate, file.Path, cacheTables, geo.TableEntries, (offset, entries) => TableCodec.LittleEndian.Read(file, offset, entries));
+        _cache = new TableCache(_gate, file.Path, cacheTables, geo.TableEntries, (offset, entries) => TableCodec.LittleEndian.Read(file, offset, entries), stats);
         _inFlight = new InFlightClusters(_gate);
         _allocator = new ClusterAllocator(file, geo.ClusterSize, needCheck);
         _guard = new AliasGuard(geo, l1, l1Offset, _allocator.ValidLimit);
@@ -94,6 +96,24 @@ internal sealed class ClusterMapper : IClusterWriteMap
 
             needCheck.Clear();
             return true;
+        }
+    }
+
+    /// <summary>Bytes of table sectors changed in memory and not yet written (what the next flush pass writes).</summary>
+    public long DirtyBytes
+    {
+        get
+        {
+            lock (_gate.Sync)
+            {
+                long bytes = 0;
+                foreach (CachedTable t in _cache.Tables.Where(t => t.IsDirty && !t.Loading))
+                {
+                    bytes += (t.IsNew ? _geo.TableEntries : TableCodec.SectorRange(t.Dirty.First, t.Dirty.Last, _geo.TableEntries).Count) * sizeof(ulong);
+                }
+
+                return bytes + (_l1Dirty.IsEmpty ? 0 : TableCodec.SectorRange(_l1Dirty.First, _l1Dirty.Last, _geo.TableEntries).Count * sizeof(ulong));
+            }
         }
     }
 
@@ -189,6 +209,7 @@ internal sealed class ClusterMapper : IClusterWriteMap
             }
 
             table.Dirty.Mark(index, index + plan.Clusters - 1);
+            _stats.ClustersAllocated += plan.Clusters;
             ReleaseLocked(plan);
         }
     }

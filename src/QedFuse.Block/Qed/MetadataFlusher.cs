@@ -15,9 +15,11 @@ internal sealed class MetadataFlusher
     private readonly HostFile _file;
     private readonly ClusterMapper _mapper;
     private readonly NeedCheckFlag _needCheck;
+    private readonly MetadataStatistics _stats;
 
-    public MetadataFlusher(HostFile file, ClusterMapper mapper, NeedCheckFlag needCheck)
+    public MetadataFlusher(HostFile file, ClusterMapper mapper, NeedCheckFlag needCheck, MetadataStatistics stats)
     {
+        _stats = stats;
         _file = file;
         _mapper = mapper;
         _needCheck = needCheck;
@@ -38,6 +40,7 @@ internal sealed class MetadataFlusher
             }
 
             bool written = false;
+            long start = System.Diagnostics.Stopwatch.GetTimestamp();
             try
             {
                 _needCheck.Set();
@@ -51,6 +54,8 @@ internal sealed class MetadataFlusher
             finally
             {
                 pass.Complete(written);
+                _stats.FlushPasses++;
+                _stats.FlushTimeNs += (long)System.Diagnostics.Stopwatch.GetElapsedTime(start).TotalNanoseconds;
             }
         }
     }

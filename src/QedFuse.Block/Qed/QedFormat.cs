@@ -26,15 +26,8 @@ public sealed class QedFormat : IImageFormat
         IBlockImage? backing = null;
         try
         {
-            Span<byte> head = stackalloc byte[QedHeader.Size];
-            long length = file.Length;
-            file.ReadExactly(0, head[..(int)Math.Min(length, QedHeader.Size)]);
-            QedHeader header = QedHeader.Parse(head[..(int)Math.Min(length, QedHeader.Size)], path, length);
-            string? backingName = ReadBackingName(file, header, path);
+            var (header, backingName, l1) = ReadMetadata(file, path);
             var geo = new QedGeometry(header);
-            var l1 = new ulong[geo.TableEntries];
-            TableCodec.LittleEndian.Read(file, (long)header.L1TableOffset, l1);
-
             if (backingName is not null)
             {
                 backing = opener.OpenBacking(path, backingName, header.BackingIsRaw ? "raw" : null, options);
@@ -47,7 +40,7 @@ public sealed class QedFormat : IImageFormat
             }
 
             int cacheTables = (int)Math.Clamp(options.CacheBytes / geo.TableBytes, 1, int.MaxValue);
-            return new QedImage(file, needCheck, l1, backingName, backing, cacheTables);
+            return new QedImage(file, needCheck, l1, backingName, backing, cacheTables, options);
         }
         catch
         {
@@ -59,6 +52,19 @@ public sealed class QedFormat : IImageFormat
 
     public void Create(string path, ImageCreateOptions options, ImageOpener opener) =>
         QedCreator.Create(path, options, opener);
+
+    /// <summary>Reads and validates what an open needs from the file: header, backing file name, L1 table.</summary>
+    internal static (QedHeader Header, string? BackingName, ulong[] L1) ReadMetadata(HostFile file, string path)
+    {
+        Span<byte> head = stackalloc byte[QedHeader.Size];
+        long length = file.Length;
+        file.ReadExactly(0, head[..(int)Math.Min(length, QedHeader.Size)]);
+        QedHeader header = QedHeader.Parse(head[..(int)Math.Min(length, QedHeader.Size)], path, length);
+        string? backingName = ReadBackingName(file, header, path);
+        var l1 = new ulong[new QedGeometry(header).TableEntries];
+        TableCodec.LittleEndian.Read(file, (long)header.L1TableOffset, l1);
+        return (header, backingName, l1);
+    }
 
     private static string? ReadBackingName(HostFile file, QedHeader header, string path)
     {

@@ -15,25 +15,32 @@ namespace QedFuse.Block.Qed;
 internal sealed class QedImage : IBlockImage
 {
     private readonly HostFile _file;
-    private readonly QedGeometry _geo;
-    private readonly NeedCheckFlag _needCheck;
-    private readonly string? _backingName;
-    private readonly Func<ulong[], ClusterMapper> _newMapper;
+    private readonly int _cacheTables;
+    private readonly ImageOpenOptions _options;
+    private readonly MetadataStatistics _stats = new();
+    private readonly object _reloadGate = new();
+    private readonly List<IBlockImage> _retiredBackings = [];
+
+    // Replaced together by Reload (read-only images only); readers take a local copy of
+    // _mapper and Backing, so one request walks one generation of the metadata.
+    private QedGeometry _geo;
+    private NeedCheckFlag _needCheck;
+    private string? _backingName;
     private ClusterMapper _mapper;
     private MetadataFlusher _flusher;
     private bool _disposed;
 
-    public QedImage(HostFile file, NeedCheckFlag needCheck, ulong[] l1, string? backingName, IBlockImage? backing, int cacheTables)
+    public QedImage(HostFile file, NeedCheckFlag needCheck, ulong[] l1, string? backingName, IBlockImage? backing, int cacheTables, ImageOpenOptions options)
     {
-        QedHeader header = needCheck.Header;
         _file = file;
-        _geo = new QedGeometry(header);
+        _cacheTables = cacheTables;
+        _options = options;
+        _geo = new QedGeometry(needCheck.Header);
         _needCheck = needCheck;
         _backingName = backingName;
         Backing = backing;
-        _newMapper = table => new ClusterMapper(file, _geo, table, (long)header.L1TableOffset, cacheTables, needCheck);
-        _mapper = _newMapper(l1);
-        _flusher = new MetadataFlusher(file, _mapper, _needCheck);
+        _mapper = NewMapper(l1);
+        _flusher = new MetadataFlusher(file, _mapper, _needCheck, _stats);
     }
 
     public string Path => _file.Path;
@@ -44,7 +51,9 @@ internal sealed class QedImage : IBlockImage
 
     public bool IsReadOnly => !_file.Writable;
 
-    public IBlockImage? Backing { get; }
+    public IBlockImage? Backing { get; private set; }
+
+    public MetadataCounters Counters => _stats.Snapshot(_mapper.DirtyBytes);
 
     public long AllocatedBytes =>
         Math.Max(0, _mapper.FileEnd - _geo.HeaderBytes - (long)_geo.TableBytes * (1 + _mapper.TableCount));
@@ -52,7 +61,10 @@ internal sealed class QedImage : IBlockImage
     public void Read(long offset, Span<byte> buffer)
     {
         RequestBounds.CheckRead(this, offset, buffer.Length);
-        ClusterReader.Read(_mapper, _file, Backing, _geo.ClusterSize, offset, buffer);
+        // One request walks one generation of the metadata (Reload replaces both together).
+        ClusterMapper mapper = _mapper;
+        IBlockImage? backing = Backing;
+        ClusterReader.Read(mapper, _file, backing, _geo.ClusterSize, offset, buffer);
     }
 
     public void Write(long offset, ReadOnlySpan<byte> data)
@@ -131,9 +143,57 @@ internal sealed class QedImage : IBlockImage
         TableCodec.LittleEndian.Read(_file, (long)_needCheck.Header.L1TableOffset, l1);
         CheckResult result = new QedChecker(_file, _needCheck, _geo).Run(l1, repair);
         _needCheck.KnownCorrupt = result.Corruptions > 0 || result.CheckErrors > 0;
-        _mapper = _newMapper(l1);
-        _flusher = new MetadataFlusher(_file, _mapper, _needCheck);
+        _mapper = NewMapper(l1);
+        _flusher = new MetadataFlusher(_file, _mapper, _needCheck, _stats);
         return result;
+    }
+
+    /// <summary>
+    /// Re-reads header, backing name and L1 and starts an empty L2 cache; the backing chain
+    /// reloads too, or is reopened when the header now names another file. A backing image
+    /// that is replaced stays open until this image closes (a read may still be using it).
+    /// </summary>
+    public void Reload()
+    {
+        if (!IsReadOnly)
+        {
+            throw new InvalidOperationException($"{Path}: opened read-write; only a read-only image reloads its metadata");
+        }
+
+        lock (_reloadGate)
+        {
+            var (header, backingName, l1) = QedFormat.ReadMetadata(_file, Path);
+            IBlockImage? backing = Backing;
+            bool sameBacking = backingName == _backingName && header.BackingIsRaw == _needCheck.Header.BackingIsRaw;
+            if (sameBacking)
+            {
+                backing?.Reload();
+            }
+            else
+            {
+                backing = backingName is null
+                    ? null
+                    : new ImageOpener().OpenBacking(Path, backingName, header.BackingIsRaw ? "raw" : null, _options);
+            }
+
+            // Geometry first (VirtualSize), then the tables that agree with it.
+            var needCheck = new NeedCheckFlag(_file, header);
+            _geo = new QedGeometry(header);
+            _needCheck = needCheck;
+            _backingName = backingName;
+            if (!sameBacking)
+            {
+                if (Backing is not null)
+                {
+                    _retiredBackings.Add(Backing);
+                }
+
+                Backing = backing;
+            }
+
+            _mapper = NewMapper(l1);
+            _flusher = new MetadataFlusher(_file, _mapper, _needCheck, _stats);
+        }
     }
 
     public void Dispose()
@@ -155,8 +215,12 @@ internal sealed class QedImage : IBlockImage
         {
             _file.Dispose();
             Backing?.Dispose();
+            _retiredBackings.ForEach(b => b.Dispose());
         }
     }
+
+    private ClusterMapper NewMapper(ulong[] l1) =>
+        new(_file, _geo, l1, (long)_needCheck.Header.L1TableOffset, _cacheTables, _needCheck, _stats);
 
     /// <summary>Whole clusters: data clusters are zeroed in place on the host; unallocated ones over a backing file become zero clusters.</summary>
     private long ZeroWholeClusters(long offset, long length, bool unmap)

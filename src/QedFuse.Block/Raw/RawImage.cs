@@ -15,7 +15,7 @@ internal sealed class RawImage : IBlockImage
 
     public string FormatName => "raw";
 
-    public long VirtualSize { get; }
+    public long VirtualSize { get; private set; }
 
     public bool IsReadOnly => !_file.Writable;
 
@@ -76,6 +76,17 @@ internal sealed class RawImage : IBlockImage
     };
 
     public CheckResult Check(CheckRepair repair) => new() { Filename = Path, Format = FormatName, Supported = false };
+
+    /// <summary>A raw file's only metadata is its length.</summary>
+    public void Reload()
+    {
+        if (!IsReadOnly)
+        {
+            throw new InvalidOperationException($"{Path}: opened read-write; only a read-only image reloads its metadata");
+        }
+
+        VirtualSize = _file.Length;
+    }
 
     public void Dispose() => _file.Dispose();
 }

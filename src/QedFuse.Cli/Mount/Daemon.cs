@@ -1,5 +1,6 @@
 using System.Runtime.InteropServices;
 using QedFuse.Block;
+using QedFuse.Cli.Live;
 using QedFuse.Fuse;
 
 namespace QedFuse.Cli.Mount;
@@ -48,7 +49,15 @@ internal static class Daemon
             throw;
         }
 
-        var fs = new ImageFileSystem(images);
+        var fs = new ImageFileSystem(images) { RevalidateOnOpen = s.ForceShare };
+        if (!s.Limits.IsEmpty)
+        {
+            foreach (MountedImage m in fs.Images)
+            {
+                m.Throttle.Configure(s.Limits);
+            }
+        }
+
         FuseSession session;
         try
         {
@@ -68,11 +77,13 @@ internal static class Daemon
         }
 
         int exit = 0;
+        fs.Session = session;
         using (session)
         {
             MountTable.WritePid(s.MountPoint);
             using var signals = new SignalUnmount(session);
             using (var flusher = new BackgroundFlusher(images, s.FlushInterval))
+            using (ControlServer control = ControlServer.Start(MountTable.SocketFile(Environment.ProcessId), new ControlCommands(fs, s)))
             {
                 session.Start();
                 flusher.Start();
@@ -87,6 +98,14 @@ internal static class Daemon
                     Log.Error($"{s.MountPoint}: FUSE connection failed: {e.Message}");
                     exit = 1;
                 }
+
+                // Requests still waiting for an I/O limit are answered before the images close.
+                foreach (MountedImage m in fs.Images)
+                {
+                    m.Throttle.Dispose();
+                }
+
+                session.WaitForDeferred(TimeSpan.FromSeconds(30));
             }
 
             exit = CloseAll(images, s.MountPoint) ? exit : 1;

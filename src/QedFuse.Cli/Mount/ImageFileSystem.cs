@@ -1,5 +1,6 @@
 using QedFuse.Block;
 using QedFuse.Block.Native;
+using QedFuse.Cli.Live;
 using QedFuse.Fuse;
 
 namespace QedFuse.Cli.Mount;
@@ -26,6 +27,12 @@ internal sealed class ImageFileSystem : IFuseFileSystem
     }
 
     public IReadOnlyList<MountedImage> Images => _images;
+
+    /// <summary>Revalidate each open against the image file (-o ro,force_share: another program writes it).</summary>
+    public bool RevalidateOnOpen { get; init; }
+
+    /// <summary>The session serving this file system, once mounted: for telling the kernel to drop its caches.</summary>
+    public FuseSession? Session { get; set; }
 
     public int Lookup(ulong parent, ReadOnlySpan<byte> name, out FuseAttr attr)
     {
@@ -137,12 +144,17 @@ internal sealed class ImageFileSystem : IFuseFileSystem
         }
 
         // O_DIRECT opens bypass the page cache (large requests); others use it, which keeps
-        // shared writable mmap working. Nobody but us changes the image, so the cache stays valid.
+        // shared writable mmap working. Nobody but us changes the image, so the cache stays
+        // valid, unless another program writes it (force_share): then a changed image drops it.
+        bool changed = RevalidateOnOpen && Revalidate(m);
         options.DirectIo = FuseOpenOptions.IsODirect(flags);
-        options.KeepCache = !options.DirectIo;
+        options.KeepCache = !options.DirectIo && !changed;
         options.FileHandle = ino;
         return 0;
     }
+
+    public bool Admit(ulong ino, bool write, int bytes, in FuseRequestHandoff request) =>
+        Find(ino) is not { } m || m.Throttle.Admit(write, bytes, request);
 
     public int Read(ulong ino, ulong fh, long offset, Span<byte> buffer)
     {
@@ -157,14 +169,17 @@ internal sealed class ImageFileSystem : IFuseFileSystem
             return 0;
         }
 
+        long started = IoStatistics.Timestamp();
         int n = (int)Math.Min(buffer.Length, size - offset);
         try
         {
             m.Image.Read(offset, buffer[..n]);
+            m.Stats.Read.Done(n, started);
             return n;
         }
         catch (Exception e)
         {
+            m.Stats.Read.Fail();
             return Fail(m, e);
         }
     }
@@ -179,17 +194,21 @@ internal sealed class ImageFileSystem : IFuseFileSystem
         long size = m.Image.VirtualSize;
         if (offset >= size && data.Length > 0)
         {
+            m.Stats.Write.Fail();
             return -Errno.ENOSPC;
         }
 
+        long started = IoStatistics.Timestamp();
         int n = (int)Math.Min(data.Length, size - offset);
         try
         {
             m.Image.Write(offset, data[..n]);
+            m.Stats.Write.Done(n, started);
             return n;
         }
         catch (Exception e)
         {
+            m.Stats.Write.Fail();
             return Fail(m, e);
         }
         finally
@@ -245,7 +264,8 @@ internal sealed class ImageFileSystem : IFuseFileSystem
         long n = Math.Min(length, size - offset);
         try
         {
-            return Guard(m, () => m.Image.WriteZeroes(offset, n, unmap: punch), 0);
+            // As QEMU accounts them: a discard is an unmap, a write of zeros a write.
+            return Counted(m, punch ? m.Stats.Unmap : m.Stats.Write, n, () => m.Image.WriteZeroes(offset, n, unmap: punch));
         }
         finally
         {
@@ -307,7 +327,7 @@ internal sealed class ImageFileSystem : IFuseFileSystem
     private static int FlushImage(MountedImage m)
     {
         long done = m.WritesDone;
-        int r = Guard(m, m.Image.Flush, 0);
+        int r = Counted(m, m.Stats.Flush, 0, m.Image.Flush);
         if (r == 0)
         {
             m.NoteFlushed(done);
@@ -333,17 +353,48 @@ internal sealed class ImageFileSystem : IFuseFileSystem
 
     private MountedImage? Find(ulong ino) => ino >= 2 && ino - 2 < (ulong)_images.Length ? _images[ino - 2] : null;
 
-    private static int Guard(MountedImage m, Action action, int success)
+    /// <summary>Runs a request that only succeeds or fails, counting it in <paramref name="counters"/>.</summary>
+    private static int Counted(MountedImage m, OperationCounters counters, long bytes, Action action)
     {
+        long started = IoStatistics.Timestamp();
         try
         {
             action();
-            return success;
+            counters.Done(bytes, started);
+            return 0;
         }
         catch (Exception e)
         {
+            counters.Fail();
             return Fail(m, e);
         }
+    }
+
+    /// <summary>Reloads a changed image's metadata before an open; true when the kernel's cached pages must go.</summary>
+    private bool Revalidate(MountedImage m)
+    {
+        if (m.Revalidator is not { } revalidator)
+        {
+            return false;
+        }
+
+        try
+        {
+            if (!revalidator.RevalidateIfChanged())
+            {
+                return false;
+            }
+        }
+        catch (Exception e)
+        {
+            // Caught mid-update, say: keep serving what we had; the next open tries again.
+            Log.Warn($"{m.Image.Path}: changed, but reloading its metadata failed: {e.Message} (serving the previous state)");
+            return true;
+        }
+
+        Session?.InvalidateCache(m.Ino, -1, 0); // the size may have changed; pages go with keep_cache off
+        Log.Info($"{m.Image.Path}: changed on disk; metadata reloaded");
+        return true;
     }
 
     private static int Fail(MountedImage m, Exception e)

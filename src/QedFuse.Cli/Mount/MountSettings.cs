@@ -9,4 +9,5 @@ internal sealed record MountSettings(
     bool ForceShare,
     TimeSpan FlushInterval,
     long CacheBytes,
-    int Threads);
+    int Threads,
+    Live.ThrottleLimits Limits);

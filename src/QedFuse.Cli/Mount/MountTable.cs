@@ -83,6 +83,13 @@ internal static class MountTable
     /// <summary>Written by a daemon whose images did not close cleanly; read (and removed) by unmount.</summary>
     public static string ErrorFile(string mountPoint) => PidFile(mountPoint) + ".error";
 
+    /// <summary>
+    /// The control socket of daemon <paramref name="pid"/> (qedfuse stats/throttle/refresh): named
+    /// by pid, not mount point, to stay within the 108 bytes a socket path may have; clients find
+    /// the pid through the mount point's pid file, as unmount does.
+    /// </summary>
+    public static string SocketFile(int pid) => Path.Combine(RuntimeDir, $"{pid}.sock");
+
     public static void WritePid(string mountPoint)
     {
         Directory.CreateDirectory(RuntimeDir);
@@ -116,6 +123,7 @@ internal static class MountTable
                 if (int.TryParse(File.ReadAllText(file).Trim(), out int pid) && !IsAlive(pid))
                 {
                     File.Delete(file);
+                    File.Delete(SocketFile(pid));
                 }
             }
             catch (IOException)

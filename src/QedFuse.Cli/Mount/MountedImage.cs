@@ -1,4 +1,5 @@
 using QedFuse.Block;
+using QedFuse.Cli.Live;
 using QedFuse.Fuse;
 
 namespace QedFuse.Cli.Mount;
@@ -16,6 +17,8 @@ internal sealed class MountedImage
         FileName = fileName;
         FileNameUtf8 = System.Text.Encoding.UTF8.GetBytes(fileName);
         Image = image;
+        Throttle = new FileThrottle(Stats);
+        Revalidator = image.IsReadOnly ? new ImageRevalidator(image) : null;
         var fi = new FileInfo(image.Path);
         MTime = FuseTimespec.FromDateTimeOffset(fi.LastWriteTimeUtc);
         ATime = FuseTimespec.FromDateTimeOffset(fi.LastAccessTimeUtc);
@@ -30,6 +33,15 @@ internal sealed class MountedImage
     public byte[] FileNameUtf8 { get; }
 
     public IBlockImage Image { get; }
+
+    /// <summary>What the file has served since mount (qedfuse stats).</summary>
+    public IoStatistics Stats { get; } = new();
+
+    /// <summary>Its I/O limits (qedfuse throttle, -o iops=...).</summary>
+    public FileThrottle Throttle { get; }
+
+    /// <summary>Reloads the metadata of a read-only image another program may change; null for a writable one.</summary>
+    public ImageRevalidator? Revalidator { get; }
 
     /// <summary>Taken once at mount: a changing mtime would make the kernel drop its page cache on every getattr.</summary>
     public FuseTimespec MTime { get; }

@@ -1,6 +1,7 @@
 using CommandLine;
 using CommandLine.Text;
 using QedFuse.Block;
+using QedFuse.Cli.Live;
 using QedFuse.Cli.Mount;
 
 namespace QedFuse.Cli.Verbs;
@@ -11,7 +12,8 @@ internal sealed class MountOptions
     [Value(0, Min = 2, MetaName = "IMAGE... MOUNTPOINT", HelpText = "One or more images, then an existing directory.")]
     public IEnumerable<string> Paths { get; set; } = [];
 
-    [Option('o', "options", HelpText = "Comma-separated: ro (read-only), allow_other (other users may access the mount), force_share (with ro: open images another program is writing; may show stale data).")]
+    [Option('o', "options", HelpText = "Comma-separated: ro (read-only), allow_other (other users may access the mount), force_share (with ro: open images another program is writing; each open shows its current state), "
+        + "iops=N, iops_read=N, iops_write=N, bps=N, bps_read=N, bps_write=N, burst_seconds=S (I/O limits per file, see 'qedfuse throttle --help').")]
     public string? MountOptionsText { get; set; }
 
     [Option('f', "foreground", HelpText = "Stay in the foreground until unmounted; Ctrl-C or SIGTERM unmounts cleanly.")]
@@ -106,6 +108,11 @@ internal static class MountVerb
             args.AddRange(["-o", string.Join(',', new[] { s.ReadOnly ? "ro" : null, s.AllowOther ? "allow_other" : null, s.ForceShare ? "force_share" : null }.OfType<string>())]);
         }
 
+        if (!s.Limits.IsEmpty)
+        {
+            args.AddRange(["-o", string.Join(',', s.Limits.ToOptions())]);
+        }
+
         args.AddRange(["--flush-interval", o.FlushInterval.ToString(System.Globalization.CultureInfo.InvariantCulture)]);
         args.AddRange(["--cache-size", s.CacheBytes.ToString(System.Globalization.CultureInfo.InvariantCulture)]);
         args.AddRange(["--threads", s.Threads.ToString(System.Globalization.CultureInfo.InvariantCulture)]);
@@ -126,15 +133,21 @@ internal static class MountVerb
         var images = paths[..^1].Select(Path.GetFullPath).ToList();
 
         bool ro = false, allowOther = false, forceShare = false;
+        var limits = new ThrottleLimits();
         foreach (string opt in (o.MountOptionsText ?? "").Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
         {
+            if (ThrottleLimits.TryParseOption(opt, ref limits))
+            {
+                continue;
+            }
+
             switch (opt)
             {
                 case "ro": ro = true; break;
                 case "rw": ro = false; break;
                 case "allow_other": allowOther = true; break;
                 case "force_share": forceShare = true; break;
-                default: throw new UsageException($"unknown mount option '{opt}' (known: ro, rw, allow_other, force_share)");
+                default: throw new UsageException($"unknown mount option '{opt}' (known: ro, rw, allow_other, force_share, iops=N, iops_read=N, iops_write=N, bps=N, bps_read=N, bps_write=N, burst_seconds=S)");
             }
         }
 
@@ -180,6 +193,6 @@ internal static class MountVerb
             throw new UsageException($"--threads {o.Threads}: give 0 (automatic) to 256");
         }
 
-        return new MountSettings(images, mountPoint, ro, allowOther, forceShare, TimeSpan.FromSeconds(o.FlushInterval), cache, o.Threads);
+        return new MountSettings(images, mountPoint, ro, allowOther, forceShare, TimeSpan.FromSeconds(o.FlushInterval), cache, o.Threads, limits);
     }
 }

@@ -64,5 +64,8 @@ internal static unsafe partial class LibFuse
     public static partial int fuse_reply_lseek(nint req, long off);
 
     [LibraryImport(Lib)]
+    public static partial int fuse_lowlevel_notify_inval_inode(nint se, ulong ino, long off, long len);
+
+    [LibraryImport(Lib)]
     public static partial nuint fuse_add_direntry(nint req, byte* buf, nuint bufsize, byte* name, Stat* stbuf, long off);
 }
