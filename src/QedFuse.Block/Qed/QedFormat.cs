@@ -19,10 +19,7 @@ public sealed class QedFormat : IImageFormat
 
     public IBlockImage Open(string path, ImageOpenOptions options, ImageOpener opener)
     {
-        var role = options.ReadOnly
-            ? (options.ForceShare ? ImageLock.Role.SharedReader : ImageLock.Role.Reader)
-            : ImageLock.Role.Writer;
-        HostFile file = HostFile.Open(path, !options.ReadOnly, role, options.HostFileHook, options.Log);
+        HostFile file = HostFile.Open(path, options);
         IBlockImage? backing = null;
         try
         {

@@ -153,31 +153,7 @@ public class Qcow2CreateInfoCheckTests
         Qemu.Img("snapshot", "-c", "s", img);
         Qemu.Io(img, "qcow2", "write -P 9 0 4k", "write -P 7 12288 4k");
 
-        long l1 = (long)GetU64(img, 40);
-        long l2 = (long)(GetU64(img, l1) & 0x00ff_ffff_ffff_fe00UL);
-        long refTable = (long)GetU64(img, 48);
-        long refBlock = (long)GetU64(img, refTable);
-        ulong entry0 = GetU64(img, l2); // rewritten after the snapshot: copied
-        ulong entry1 = GetU64(img, l2 + 8); // shared with the snapshot: not copied
-        long data0 = (long)(entry0 & 0x00ff_ffff_ffff_fe00UL);
-        switch (damage)
-        {
-            case "leak":
-                Files.WriteAt(img, refBlock + 2 * (data0 / 4096), [0, 2]);
-                break;
-            case "refcount zero":
-                Files.WriteAt(img, refBlock + 2 * (data0 / 4096), [0, 0]);
-                break;
-            case "copied flag cleared":
-                PutU64(img, l2, entry0 & ~(1UL << 63));
-                break;
-            case "copied flag on shared":
-                PutU64(img, l2 + 8, entry1 | (1UL << 63));
-                break;
-            case "l2 unaligned":
-                PutU64(img, l2 + 16, GetU64(img, l2 + 16) + 512);
-                break;
-        }
+        Inflict(img, damage);
 
         var (exit, report, raw) = Qemu.Check(img, "qcow2");
         CheckResult ours;
@@ -216,6 +192,29 @@ public class Qcow2CreateInfoCheckTests
         Qemu.Io(img, "qcow2", "write -P 1 0 64k", "write -c -P 2 1M 4k", "write -P 5 3M 4k");
         Qemu.Img("snapshot", "-c", "s", img);
         Qemu.Io(img, "qcow2", "write -P 9 0 4k");
+        Inflict(img, damage);
+
+        string copy = dir.File("copy.qcow2");
+        File.Copy(img, copy);
+        var theirs = Qemu.Run("qemu-img", ["check", "--output=json", "-r", repair, "-f", "qcow2", copy]);
+        CheckResult ours;
+        using (IBlockImage image = ImageOpener.Open(img, new ImageOpenOptions { SkipRepair = true }))
+        {
+            ours = image.Check(repair == "all" ? CheckRepair.All : CheckRepair.Leaks);
+        }
+
+        var (exitAfterTheirs, _, _) = Qemu.Check(copy, "qcow2");
+        var (exitAfterOurs, _, rawAfterOurs) = Qemu.Check(img, "qcow2");
+        Assert.True(exitAfterOurs == exitAfterTheirs, $"after our repair: {rawAfterOurs}; after qemu-img's: exit {exitAfterTheirs}");
+        var report = System.Text.Json.JsonDocument.Parse(theirs.Stdout).RootElement;
+        Assert.True(report.GetLong("leaks-fixed") == ours.LeaksFixed && report.GetLong("corruptions-fixed") == ours.CorruptionsFixed,
+            $"fixed: ours {ours.LeaksFixed} leaks, {ours.CorruptionsFixed} corruptions; qemu-img: {theirs}");
+        Assert.Equal(theirs.ExitCode, ours.ExitCode);
+    }
+
+    /// <summary>Damages a 4 KiB-cluster image whose first L2 entry is a rewritten (copied) cluster and whose second is shared with a snapshot.</summary>
+    private static void Inflict(string img, string damage)
+    {
         long l1 = (long)GetU64(img, 40);
         long l2 = (long)(GetU64(img, l1) & 0x00ff_ffff_ffff_fe00UL);
         long refBlock = (long)GetU64(img, (long)GetU64(img, 48));
@@ -234,24 +233,10 @@ public class Qcow2CreateInfoCheckTests
             case "copied flag on shared":
                 PutU64(img, l2 + 8, GetU64(img, l2 + 8) | (1UL << 63));
                 break;
+            case "l2 unaligned":
+                PutU64(img, l2 + 16, GetU64(img, l2 + 16) + 512);
+                break;
         }
-
-        string copy = dir.File("copy.qcow2");
-        File.Copy(img, copy);
-        var theirs = Qemu.Run("qemu-img", ["check", "--output=json", "-r", repair, "-f", "qcow2", copy]);
-        CheckResult ours;
-        using (IBlockImage image = ImageOpener.Open(img, new ImageOpenOptions { SkipRepair = true }))
-        {
-            ours = image.Check(repair == "all" ? CheckRepair.All : CheckRepair.Leaks);
-        }
-
-        var (exitAfterTheirs, _, _) = Qemu.Check(copy, "qcow2");
-        var (exitAfterOurs, _, rawAfterOurs) = Qemu.Check(img, "qcow2");
-        Assert.True(exitAfterOurs == exitAfterTheirs, $"after our repair: {rawAfterOurs}; after qemu-img's: exit {exitAfterTheirs}");
-        var report = System.Text.Json.JsonDocument.Parse(theirs.Stdout).RootElement;
-        Assert.True(report.GetLong("leaks-fixed") == ours.LeaksFixed && report.GetLong("corruptions-fixed") == ours.CorruptionsFixed,
-            $"fixed: ours {ours.LeaksFixed} leaks, {ours.CorruptionsFixed} corruptions; qemu-img: {theirs}");
-        Assert.Equal(theirs.ExitCode, ours.ExitCode);
     }
 
     private static void AssertSameInfo(JsonElement expected, JsonElement actual)

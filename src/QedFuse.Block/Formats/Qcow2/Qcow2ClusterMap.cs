@@ -40,7 +40,7 @@ internal sealed class Qcow2ClusterMap : IClusterWriteMap
     private ulong _decompressedEntry;
     private long _fileLength;
 
-    public Qcow2ClusterMap(HostFile file, Qcow2Layout layout, RefcountStore? refcounts, int cacheTables, Action<string> markCorrupt)
+    public Qcow2ClusterMap(HostFile file, Qcow2Layout layout, RefcountStore? refcounts, int cacheTables, Action<string> markCorrupt, MetadataStatistics stats)
     {
         _file = file;
         _geo = layout.Geometry;
@@ -51,7 +51,7 @@ internal sealed class Qcow2ClusterMap : IClusterWriteMap
         _markCorrupt = markCorrupt;
         _fileLength = file.Length;
         _inFlight = new InFlightClusters(_gate);
-        _l2Cache = new TableCache(_gate, file.Path, cacheTables, _geo.L2Entries, (offset, entries) => TableCodec.BigEndian.Read(file, offset, entries));
+        _l2Cache = new TableCache(_gate, file.Path, cacheTables, _geo.L2Entries, (offset, entries) => TableCodec.BigEndian.Read(file, offset, entries), stats);
         _decompressed = new byte[_geo.ClusterSize];
         CollectMetadataClusters(layout);
     }

@@ -11,10 +11,7 @@ public sealed class Qcow2Format : IImageFormat
 
     public IBlockImage Open(string path, ImageOpenOptions options, ImageOpener opener)
     {
-        var role = options.ReadOnly
-            ? (options.ForceShare ? ImageLock.Role.SharedReader : ImageLock.Role.Reader)
-            : ImageLock.Role.Writer;
-        HostFile file = HostFile.Open(path, !options.ReadOnly, role, options.HostFileHook, options.Log);
+        HostFile file = HostFile.Open(path, options);
         IBlockImage? backing = null;
         try
         {
@@ -42,7 +39,7 @@ public sealed class Qcow2Format : IImageFormat
             }
 
             int cacheTables = (int)Math.Clamp(options.CacheBytes / layout.Geometry.ClusterSize, 1, int.MaxValue);
-            var image = new Qcow2Image(file, layout, backing, cacheTables, options.Log);
+            var image = new Qcow2Image(file, layout, backing, cacheTables, options);
             if (!options.ReadOnly && layout.Header.IsDirty && !options.SkipRepair)
             {
                 // On failure the image is dropped unflushed (the catch below closes its files).

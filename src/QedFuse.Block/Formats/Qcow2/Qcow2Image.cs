@@ -15,21 +15,33 @@ namespace QedFuse.Block.Formats.Qcow2;
 internal sealed class Qcow2Image : IBlockImage
 {
     private readonly HostFile _file;
-    private readonly Qcow2Layout _layout;
-    private readonly Qcow2ClusterMap _map;
+    private readonly int _cacheTables;
+    private readonly ImageOpenOptions _options;
+    private readonly MetadataStatistics _stats = new();
+    private readonly object _reloadGate = new();
+    private readonly List<IBlockImage> _retiredBackings = [];
+
+    // Replaced together by Reload (read-only images only); a request takes local copies, so
+    // it walks one generation of the metadata.
+    private Qcow2Layout _layout;
+    private Qcow2ClusterMap _map;
     private readonly object _flushGate = new();
     private readonly Action<string>? _log;
     private bool _disposed;
 
-    public Qcow2Image(HostFile file, Qcow2Layout layout, IBlockImage? backing, int cacheTables, Action<string>? log)
+    public Qcow2Image(HostFile file, Qcow2Layout layout, IBlockImage? backing, int cacheTables, ImageOpenOptions options)
     {
         _file = file;
         _layout = layout;
-        _log = log;
+        _cacheTables = cacheTables;
+        _options = options;
+        _log = options.Log;
         Backing = backing;
         RefcountStore? refcounts = file.Writable ? new RefcountStore(file, layout) : null;
-        _map = new Qcow2ClusterMap(file, layout, refcounts, cacheTables, MarkCorrupt);
+        _map = new Qcow2ClusterMap(file, layout, refcounts, cacheTables, MarkCorrupt, _stats);
     }
+
+    public MetadataCounters Counters => _stats.Snapshot(0);
 
     public string Path => _file.Path;
 
@@ -39,7 +51,7 @@ internal sealed class Qcow2Image : IBlockImage
 
     public bool IsReadOnly => !_file.Writable;
 
-    public IBlockImage? Backing { get; }
+    public IBlockImage? Backing { get; private set; }
 
     public long AllocatedBytes => _file.AllocatedBytes;
 
@@ -48,7 +60,9 @@ internal sealed class Qcow2Image : IBlockImage
     public void Read(long offset, Span<byte> buffer)
     {
         RequestBounds.CheckRead(this, offset, buffer.Length);
-        ClusterReader.Read(_map, _file, Backing, ClusterSize, offset, buffer);
+        Qcow2ClusterMap map = _map;
+        IBlockImage? backing = Backing;
+        ClusterReader.Read(map, _file, backing, ClusterSize, offset, buffer);
     }
 
     public void Write(long offset, ReadOnlySpan<byte> data)
@@ -139,6 +153,45 @@ internal sealed class Qcow2Image : IBlockImage
     }
 
     public void Checkpoint() => Flush();
+
+    /// <summary>
+    /// Re-reads header, extensions, L1 and snapshot table and starts an empty cache; the
+    /// backing chain reloads too, or is reopened when the header names another file. A
+    /// replaced backing image stays open until this image closes (a read may still use it).
+    /// </summary>
+    public void Reload()
+    {
+        if (!IsReadOnly)
+        {
+            throw new InvalidOperationException($"{Path}: opened read-write; only a read-only image reloads its metadata");
+        }
+
+        lock (_reloadGate)
+        {
+            Qcow2Layout layout = Qcow2Layout.Read(_file, Path);
+            string? name = layout.Extensions.BackingName;
+            string? format = layout.Extensions.BackingFormatName;
+            bool sameBacking = name == _layout.Extensions.BackingName && format == _layout.Extensions.BackingFormatName;
+            IBlockImage? backing = Backing;
+            if (sameBacking)
+            {
+                backing?.Reload();
+            }
+            else
+            {
+                backing = name is null ? null : new ImageOpener().OpenBacking(Path, name, format, _options);
+                if (Backing is not null)
+                {
+                    _retiredBackings.Add(Backing);
+                }
+            }
+
+            var map = new Qcow2ClusterMap(_file, layout, null, _cacheTables, MarkCorrupt, _stats);
+            _layout = layout;
+            Backing = backing;
+            _map = map;
+        }
+    }
 
     /// <summary>
     /// A pass that fails part-way has marked its metadata clean (refcount blocks, tables): the
@@ -235,6 +288,7 @@ internal sealed class Qcow2Image : IBlockImage
         {
             _file.Dispose();
             Backing?.Dispose();
+            _retiredBackings.ForEach(b => b.Dispose());
         }
     }
 
