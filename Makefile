@@ -4,32 +4,64 @@
 #   make fuzz     fuzz the QED engine with many more cases, from a random seed
 #   make torture  crash torture (fault injection, SIGKILL of live mounts), many rounds, random seed
 #   make demo     create a demo image, mount it, show it with standard tools, unmount
-#   make install  install to $(PREFIX) (default /usr/local)
+#   make install  install to $(PREFIX) (default /usr/local); DESTDIR=... stages it elsewhere
+#   make deb      build the Debian package out/qedfuse_VERSION_ARCH.deb (dpkg-deb)
 #   make bench    raw file vs qemu-storage-daemon FUSE export vs qedfuse (tests/bench/README.md);
 #                 make bench ARGS=--quick for the short version (not part of make test)
 
 SHELL       := /bin/bash
+VERSION     := 0.1.0
 PREFIX      ?= /usr/local
+BINDIR      ?= $(PREFIX)/bin
+MANDIR      ?= $(PREFIX)/share/man
+COMPLETIONDIR ?= $(PREFIX)/share/bash-completion/completions
+# mount(8) looks for its helpers (mount.TYPE) in /sbin only.
+SBINDIR     ?= /sbin
 DOTNET      ?= dotnet
 CONFIG      ?= Release
 OUT         := out
+# NATIVE=auto: a native executable (NativeAOT) when a C linker is there or can be installed,
+# else a self-contained single file; yes / no force one or the other. Neither needs a .NET
+# runtime on the machine that runs qedfuse.
+NATIVE      ?= auto
 export DOTNET_CLI_TELEMETRY_OPTOUT := 1
 export DOTNET_NOLOGO := 1
 export DOTNET_SKIP_FIRST_TIME_EXPERIENCE := 1
 
 # Debian packages the tests drive as real components (QEMU's tools are the oracle).
-TEST_DEPS_CMDS := qemu-img qemu-io qemu-storage-daemon fusermount3 mkfs.ext4 e2fsck losetup gcc fio
-TEST_DEPS_PKGS := qemu-utils qemu-system-common fuse3 libfuse3-3 libfuse3-dev e2fsprogs mount gcc libc6-dev fio
+TEST_DEPS_CMDS := qemu-img qemu-io qemu-storage-daemon fusermount3 mkfs.ext4 e2fsck losetup gcc fio man groff dpkg-deb unshare
+TEST_DEPS_PKGS := qemu-utils qemu-system-common fuse3 libfuse3-3 libfuse3-dev e2fsprogs mount gcc libc6-dev fio man-db groff-base dpkg util-linux
 
-.PHONY: all build test deps demo install uninstall clean bench torture fuzz
+# NativeAOT links with clang (or gcc) and strips with objcopy.
+BUILD_DEPS_PKGS := clang binutils libc6-dev
+
+.PHONY: all build build-deps test deps demo install install-files uninstall deb clean bench torture fuzz
 
 all: build
 
-build:
-	$(DOTNET) publish src/QedFuse.Cli/QedFuse.Cli.csproj -c $(CONFIG) -o $(OUT)/bin --nologo -v quiet
-	@printf '#!/bin/sh\nexec "$$(dirname "$$(readlink -f "$$0")")/bin/qedfuse" "$$@"\n' > $(OUT)/qedfuse
-	@chmod +x $(OUT)/qedfuse
+build: build-deps
+	@rm -rf $(OUT)/qedfuse $(OUT)/bin
+	@if [ "$(NATIVE)" = no ] || { [ "$(NATIVE)" = auto ] && ! { command -v clang || command -v gcc; } >/dev/null 2>&1; }; then \
+	  echo "building a self-contained single-file qedfuse (NATIVE=$(NATIVE); a native one needs clang or gcc)"; \
+	  $(DOTNET) publish src/QedFuse.Cli/QedFuse.Cli.csproj -c $(CONFIG) -o $(OUT)/bin --nologo -v quiet --use-current-runtime \
+	    -p:Version=$(VERSION) -p:PublishAot=false -p:SelfContained=true -p:PublishSingleFile=true -p:PublishTrimmed=true; \
+	else \
+	  $(DOTNET) publish src/QedFuse.Cli/QedFuse.Cli.csproj -c $(CONFIG) -o $(OUT)/bin --nologo -v quiet --use-current-runtime \
+	    -p:Version=$(VERSION); \
+	fi
+	@ln -s bin/qedfuse $(OUT)/qedfuse
 	@echo "built $(OUT)/qedfuse"
+
+# A C toolchain for the native link: installed with apt where missing; where that cannot be
+# done, build falls back to the self-contained single file.
+build-deps:
+	@if [ "$(NATIVE)" != no ] && ! { { command -v clang || command -v gcc; } && command -v objcopy; } >/dev/null 2>&1 \
+	    && command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ]; then \
+	  echo "installing a C toolchain for the native build ($(BUILD_DEPS_PKGS))"; \
+	  { apt-get -o DPkg::Lock::Timeout=300 update -qq && DEBIAN_FRONTEND=noninteractive \
+	    apt-get -o DPkg::Lock::Timeout=300 install -y -qq $(BUILD_DEPS_PKGS) >/dev/null; } \
+	    || echo "could not install $(BUILD_DEPS_PKGS): falling back to a self-contained build"; \
+	fi
 
 deps:
 	@missing=""; \
@@ -38,11 +70,12 @@ deps:
 	ls /usr/lib/*/libfuse3.so.3 >/dev/null 2>&1 || missing="$$missing libfuse3"; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing test dependencies (missing:$$missing)"; \
-	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(TEST_DEPS_PKGS) >/dev/null; \
+	  apt-get -o DPkg::Lock::Timeout=300 update -qq && DEBIAN_FRONTEND=noninteractive \
+	    apt-get -o DPkg::Lock::Timeout=300 install -y -qq $(TEST_DEPS_PKGS) >/dev/null; \
 	fi
 	@[ -e /dev/fuse ] || { echo "make test: /dev/fuse is missing (load the fuse module)"; exit 1; }
 
-test: deps build
+test: deps build deb
 	$(DOTNET) build QedFuse.sln -c $(CONFIG) --nologo -v quiet
 	@set -o pipefail; QEDFUSE=$(CURDIR)/$(OUT)/qedfuse $(DOTNET) test QedFuse.sln -c $(CONFIG) --no-build --nologo \
 	  --logger "console;verbosity=normal" 2>&1 | tee $(OUT)/test.log; rc=$$?; \
@@ -84,16 +117,41 @@ torture: deps build
 demo: build
 	@tests/scripts/demo
 
-install: build
-	install -d $(DESTDIR)$(PREFIX)/lib/qedfuse $(DESTDIR)$(PREFIX)/bin $(DESTDIR)/sbin
-	cp -r $(OUT)/bin/. $(DESTDIR)$(PREFIX)/lib/qedfuse/
-	ln -sf $(PREFIX)/lib/qedfuse/qedfuse $(DESTDIR)$(PREFIX)/bin/qedfuse
-	install -m 0755 packaging/mount.qedfuse $(DESTDIR)/sbin/mount.qedfuse
-	ln -sf mount.qedfuse $(DESTDIR)/sbin/mount.fuse.qedfuse
-	@echo "installed $(PREFIX)/bin/qedfuse and /sbin/mount.qedfuse"
+# The binary, the mount(8) helper (told where the binary is: mount(8) runs helpers without
+# PATH), the man page and bash completion. DESTDIR stages the tree (make deb does).
+install: build install-files
+
+install-files:
+	install -D -m 0755 $(OUT)/bin/qedfuse $(DESTDIR)$(BINDIR)/qedfuse
+	install -d $(DESTDIR)$(SBINDIR)
+	sed 's|@QEDFUSE@|$(BINDIR)/qedfuse|' packaging/mount.qedfuse > $(DESTDIR)$(SBINDIR)/mount.qedfuse
+	chmod 0755 $(DESTDIR)$(SBINDIR)/mount.qedfuse
+	ln -sf mount.qedfuse $(DESTDIR)$(SBINDIR)/mount.fuse.qedfuse
+	install -d $(DESTDIR)$(MANDIR)/man1
+	sed 's|@VERSION@|$(VERSION)|' packaging/qedfuse.1 > $(DESTDIR)$(MANDIR)/man1/qedfuse.1
+	install -D -m 0644 packaging/qedfuse.bash-completion $(DESTDIR)$(COMPLETIONDIR)/qedfuse
+	@echo "installed $(DESTDIR)$(BINDIR)/qedfuse, $(DESTDIR)$(SBINDIR)/mount.qedfuse (fstab type qedfuse or fuse.qedfuse),"
+	@echo "  $(DESTDIR)$(MANDIR)/man1/qedfuse.1 and $(DESTDIR)$(COMPLETIONDIR)/qedfuse"
 
 uninstall:
-	rm -rf $(DESTDIR)$(PREFIX)/lib/qedfuse $(DESTDIR)$(PREFIX)/bin/qedfuse $(DESTDIR)/sbin/mount.qedfuse $(DESTDIR)/sbin/mount.fuse.qedfuse
+	rm -f $(DESTDIR)$(BINDIR)/qedfuse $(DESTDIR)$(SBINDIR)/mount.qedfuse $(DESTDIR)$(SBINDIR)/mount.fuse.qedfuse \
+	  $(DESTDIR)$(MANDIR)/man1/qedfuse.1 $(DESTDIR)$(COMPLETIONDIR)/qedfuse
+	rm -rf $(DESTDIR)$(PREFIX)/lib/qedfuse
+	@echo "removed qedfuse from $(DESTDIR)$(PREFIX) and $(DESTDIR)$(SBINDIR)"
+
+# The Debian package: make install into a staging tree under /usr, then dpkg-deb.
+DEB_ARCH := $(shell dpkg --print-architecture 2>/dev/null || echo amd64)
+DEB      := $(OUT)/qedfuse_$(VERSION)_$(DEB_ARCH).deb
+deb: build
+	@rm -rf $(OUT)/deb
+	@$(MAKE) --no-print-directory install-files DESTDIR=$(CURDIR)/$(OUT)/deb PREFIX=/usr >/dev/null
+	@gzip -9n $(OUT)/deb/usr/share/man/man1/qedfuse.1
+	@install -D -m 0644 LICENSE $(OUT)/deb/usr/share/doc/qedfuse/copyright
+	@install -d $(OUT)/deb/DEBIAN
+	@sed -e 's|@VERSION@|$(VERSION)|' -e 's|@ARCH@|$(DEB_ARCH)|' \
+	    -e "s|@SIZE@|$$(du -sk --exclude=DEBIAN $(OUT)/deb | cut -f1)|" packaging/control > $(OUT)/deb/DEBIAN/control
+	@dpkg-deb --root-owner-group -Zxz --build $(OUT)/deb $(DEB) >/dev/null
+	@echo "built $(DEB)"
 
 clean:
 	rm -rf $(OUT)

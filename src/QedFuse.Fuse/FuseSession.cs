@@ -228,16 +228,7 @@ public sealed unsafe class FuseSession : IDisposable
             throw new IOException($"fusermount3 -u {MountPoint} failed");
     }
 
-    private int RunFusermount(params string[] flags)
-    {
-        var psi = new ProcessStartInfo("fusermount3") { RedirectStandardError = true, UseShellExecute = false };
-        foreach (string f in flags) psi.ArgumentList.Add(f);
-        psi.ArgumentList.Add(MountPoint);
-        using Process p = Process.Start(psi)!;
-        p.StandardError.ReadToEnd();
-        p.WaitForExit();
-        return p.ExitCode;
-    }
+    private int RunFusermount(params string[] flags) => Fusermount.Run([.. flags, MountPoint], out _);
 
     /// <summary>
     /// Ends the session: if workers still run, requests an unmount and waits for them;

@@ -87,7 +87,7 @@ internal static class Daemon
             {
                 session.Start();
                 flusher.Start();
-                Log.Info($"mounted {string.Join(", ", fs.Images.Select(m => m.FileName))} at {s.MountPoint}");
+                Log.Notice($"mounted {string.Join(", ", s.Images)} at {s.MountPoint} ({(s.ReadOnly ? "read-only" : "read-write")})");
                 ready();
                 try
                 {
@@ -112,7 +112,7 @@ internal static class Daemon
         }
 
         File.Delete(MountTable.PidFile(s.MountPoint));
-        Log.Info($"unmounted {s.MountPoint}");
+        Log.Notice($"unmounted {s.MountPoint}");
         return exit;
     }
 

@@ -1,4 +1,4 @@
-using System.Diagnostics;
+using QedFuse.Fuse;
 
 namespace QedFuse.Cli.Mount;
 
@@ -170,21 +170,13 @@ internal static class MountTable
 
     public static int RunFusermount(params string[] args)
     {
-        var psi = new ProcessStartInfo("fusermount3") { UseShellExecute = false, RedirectStandardError = true };
-        foreach (string a in args)
+        int exit = Fusermount.Run(args, out string err);
+        if (exit != 0 && err.Length > 0)
         {
-            psi.ArgumentList.Add(a);
+            Log.Info($"fusermount3 {string.Join(' ', args)}: {err}");
         }
 
-        using Process p = Process.Start(psi) ?? throw new IOException("cannot run fusermount3");
-        string err = p.StandardError.ReadToEnd();
-        p.WaitForExit();
-        if (p.ExitCode != 0 && err.Length > 0)
-        {
-            Log.Info($"fusermount3 {string.Join(' ', args)}: {err.Trim()}");
-        }
-
-        return p.ExitCode;
+        return exit;
     }
 
     /// <summary>mountinfo escapes space, tab, newline and backslash as \ooo.</summary>

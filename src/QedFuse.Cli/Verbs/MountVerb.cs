@@ -28,8 +28,11 @@ internal sealed class MountOptions
     [Option("threads", Default = 0, HelpText = "Threads serving requests (0 = automatic).")]
     public int Threads { get; set; }
 
-    [Option('v', "verbose", HelpText = "Log each mount-level event (stderr in the foreground, syslog otherwise).")]
+    [Option('v', "verbose", HelpText = "Log each mount-level event: to stderr in the foreground, to syslog (or, without one, the kernel log) once in the background.")]
     public bool Verbose { get; set; }
+
+    [Option("log-file", MetaValue = "PATH", HelpText = "Also append the mount's messages to PATH, with timestamps: start, repairs, errors, unmount (and with -v every event). For machines without syslog.")]
+    public string? LogFile { get; set; }
 
     [Option(DaemonLauncher.ChildOption, Hidden = true)]
     public bool DaemonChild { get; set; }
@@ -90,17 +93,33 @@ internal static class MountVerb
 
     public static int Run(MountOptions o)
     {
-        Log.Verbose = o.Verbose;
-        MountSettings s = Validate(o);
         if (o.DaemonChild)
         {
-            return Daemon.Serve(s, DaemonLauncher.ReportReady);
+            DaemonLauncher.DetachChild();
         }
 
-        if (o.Foreground)
+        Log.Verbose = o.Verbose;
+        string? logFile = o.LogFile is null ? null : Path.GetFullPath(o.LogFile);
+        if (logFile is not null && (o.DaemonChild || o.Foreground))
         {
-            return Daemon.Serve(s, () => { });
+            Log.OpenFile(logFile);
         }
+
+        if (o.DaemonChild || o.Foreground)
+        {
+            try
+            {
+                return Daemon.Serve(Validate(o), o.DaemonChild ? DaemonLauncher.ReportReady : () => { });
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException or UsageException)
+            {
+                // Through the log, so that a --log-file records why the mount failed too.
+                Log.Error(e.Message);
+                return Program.ExitFailure;
+            }
+        }
+
+        MountSettings s = Validate(o);
 
         var args = new List<string> { "mount", DaemonLauncher.ChildFlag };
         if (s.ReadOnly || s.AllowOther || s.ForceShare)
@@ -119,6 +138,11 @@ internal static class MountVerb
         if (o.Verbose)
         {
             args.Add("-v");
+        }
+
+        if (logFile is not null)
+        {
+            args.AddRange(["--log-file", logFile]);
         }
 
         args.AddRange(s.Images);

@@ -2,7 +2,7 @@ using System.Runtime.InteropServices;
 
 namespace QedFuse.Fuse.Native;
 
-/// <summary>The few libc calls the session needs (unmount as root).</summary>
+/// <summary>The few libc calls the session needs (unmount as root, a daemon's own session).</summary>
 internal static unsafe partial class LibC
 {
     [LibraryImport("libc", SetLastError = true)]
@@ -10,4 +10,7 @@ internal static unsafe partial class LibC
 
     [LibraryImport("libc")]
     public static partial uint geteuid();
+
+    [LibraryImport("libc", SetLastError = true)]
+    public static partial int setsid();
 }
