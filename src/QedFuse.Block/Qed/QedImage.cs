@@ -19,7 +19,7 @@ internal sealed class QedImage : IBlockImage
     private readonly ImageOpenOptions _options;
     private readonly MetadataStatistics _stats = new();
     private readonly object _reloadGate = new();
-    private readonly List<IBlockImage> _retiredBackings = [];
+    private readonly ReloadableBacking _backing;
 
     // Replaced together by Reload (read-only images only); readers take a local copy of
     // _mapper and Backing, so one request walks one generation of the metadata.
@@ -38,7 +38,7 @@ internal sealed class QedImage : IBlockImage
         _geo = new QedGeometry(needCheck.Header);
         _needCheck = needCheck;
         _backingName = backingName;
-        Backing = backing;
+        _backing = new ReloadableBacking(backing);
         _mapper = NewMapper(l1);
         _flusher = new MetadataFlusher(file, _mapper, _needCheck, _stats);
     }
@@ -51,7 +51,7 @@ internal sealed class QedImage : IBlockImage
 
     public bool IsReadOnly => !_file.Writable;
 
-    public IBlockImage? Backing { get; private set; }
+    public IBlockImage? Backing => _backing.Current;
 
     public MetadataCounters Counters => _stats.Snapshot(_mapper.DirtyBytes);
 
@@ -163,33 +163,15 @@ internal sealed class QedImage : IBlockImage
         lock (_reloadGate)
         {
             var (header, backingName, l1) = QedFormat.ReadMetadata(_file, Path);
-            IBlockImage? backing = Backing;
             bool sameBacking = backingName == _backingName && header.BackingIsRaw == _needCheck.Header.BackingIsRaw;
-            if (sameBacking)
-            {
-                backing?.Reload();
-            }
-            else
-            {
-                backing = backingName is null
-                    ? null
-                    : new ImageOpener().OpenBacking(Path, backingName, header.BackingIsRaw ? "raw" : null, _options);
-            }
+            IBlockImage? backing = _backing.Prepare(Path, sameBacking, backingName, header.BackingIsRaw ? "raw" : null, _options);
 
             // Geometry first (VirtualSize), then the tables that agree with it.
             var needCheck = new NeedCheckFlag(_file, header);
             _geo = new QedGeometry(header);
             _needCheck = needCheck;
             _backingName = backingName;
-            if (!sameBacking)
-            {
-                if (Backing is not null)
-                {
-                    _retiredBackings.Add(Backing);
-                }
-
-                Backing = backing;
-            }
+            _backing.Commit(backing);
 
             _mapper = NewMapper(l1);
             _flusher = new MetadataFlusher(_file, _mapper, _needCheck, _stats);
@@ -214,8 +196,7 @@ internal sealed class QedImage : IBlockImage
         finally
         {
             _file.Dispose();
-            Backing?.Dispose();
-            _retiredBackings.ForEach(b => b.Dispose());
+            _backing.Dispose();
         }
     }
 

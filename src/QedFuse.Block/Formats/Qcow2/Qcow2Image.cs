@@ -19,7 +19,7 @@ internal sealed class Qcow2Image : IBlockImage
     private readonly ImageOpenOptions _options;
     private readonly MetadataStatistics _stats = new();
     private readonly object _reloadGate = new();
-    private readonly List<IBlockImage> _retiredBackings = [];
+    private readonly ReloadableBacking _backing;
 
     // Replaced together by Reload (read-only images only); a request takes local copies, so
     // it walks one generation of the metadata.
@@ -36,7 +36,7 @@ internal sealed class Qcow2Image : IBlockImage
         _cacheTables = cacheTables;
         _options = options;
         _log = options.Log;
-        Backing = backing;
+        _backing = new ReloadableBacking(backing);
         RefcountStore? refcounts = file.Writable ? new RefcountStore(file, layout) : null;
         _map = new Qcow2ClusterMap(file, layout, refcounts, cacheTables, MarkCorrupt, _stats);
     }
@@ -51,7 +51,7 @@ internal sealed class Qcow2Image : IBlockImage
 
     public bool IsReadOnly => !_file.Writable;
 
-    public IBlockImage? Backing { get; private set; }
+    public IBlockImage? Backing => _backing.Current;
 
     public long AllocatedBytes => _file.AllocatedBytes;
 
@@ -172,23 +172,11 @@ internal sealed class Qcow2Image : IBlockImage
             string? name = layout.Extensions.BackingName;
             string? format = layout.Extensions.BackingFormatName;
             bool sameBacking = name == _layout.Extensions.BackingName && format == _layout.Extensions.BackingFormatName;
-            IBlockImage? backing = Backing;
-            if (sameBacking)
-            {
-                backing?.Reload();
-            }
-            else
-            {
-                backing = name is null ? null : new ImageOpener().OpenBacking(Path, name, format, _options);
-                if (Backing is not null)
-                {
-                    _retiredBackings.Add(Backing);
-                }
-            }
+            IBlockImage? backing = _backing.Prepare(Path, sameBacking, name, format, _options);
 
             var map = new Qcow2ClusterMap(_file, layout, null, _cacheTables, MarkCorrupt, _stats);
             _layout = layout;
-            Backing = backing;
+            _backing.Commit(backing);
             _map = map;
         }
     }
@@ -287,8 +275,7 @@ internal sealed class Qcow2Image : IBlockImage
         finally
         {
             _file.Dispose();
-            Backing?.Dispose();
-            _retiredBackings.ForEach(b => b.Dispose());
+            _backing.Dispose();
         }
     }
 
