@@ -60,6 +60,40 @@ public interface IBlockImage : IDisposable
     /// </summary>
     CheckResult Check(CheckRepair repair);
 
+    /// <summary>As <see cref="Check(CheckRepair)"/>, reporting how far the walk has got.</summary>
+    CheckResult Check(CheckRepair repair, WorkProgress? progress) => Check(repair);
+
+    // Administrative operations of the image tools (resize, rebase, commit). Like Check, they
+    // must not run while other requests are in flight; the image is open read-write. A format
+    // that cannot do one keeps the default, which refuses with one line naming the image.
+
+    /// <summary>
+    /// Changes the virtual size (qemu-img resize). Growing makes the new range read as the
+    /// backing chain or zeros would; shrinking discards everything past the new end. Throws a
+    /// <see cref="BadImageException"/> when the format cannot represent <paramref name="newSize"/>
+    /// (QED: past its L1 table's reach; not a multiple of 512 bytes) or cannot shrink.
+    /// </summary>
+    void Resize(long newSize) =>
+        throw new BadImageException(Path, $"the {FormatName} format does not support resizing");
+
+    /// <summary>
+    /// Records a new backing file name and format in the image header, durably (qemu-img
+    /// rebase -u); null removes the backing file. The content is not touched, and the open
+    /// <see cref="Backing"/> stays the old one until the image is reopened. The format is
+    /// recorded as far as the image format can record one (QED: only "raw"). Refuses, changing
+    /// nothing, a name that does not fit the header space.
+    /// </summary>
+    void SetBackingFile(string? name, string? format) =>
+        throw new BadImageException(Path, $"the {FormatName} format has no backing file to change");
+
+    /// <summary>
+    /// Drops every allocation of this layer, so that all of it reads from the backing chain
+    /// again (qemu-img commit empties the overlay this way). Crash-safe: an interruption leaves
+    /// some clusters still allocated, never a corrupt image.
+    /// </summary>
+    void MakeEmpty() =>
+        throw new BadImageException(Path, $"the {FormatName} format cannot be emptied");
+
     /// <summary>What the driver's metadata machinery did since open (zeros for formats without metadata).</summary>
     MetadataCounters Counters => default;
 

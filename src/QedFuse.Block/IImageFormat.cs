@@ -33,6 +33,12 @@ public sealed record ImageOpenOptions
     /// </summary>
     public bool SkipRepair { get; init; }
 
+    /// <summary>
+    /// Open this layer alone, without its backing chain (unallocated ranges then read as zeros):
+    /// for rewriting the header of an image whose backing file is gone (rebase -u).
+    /// </summary>
+    public bool SkipBacking { get; init; }
+
     /// <summary>Open even when another program holds the image for writing (read-only opens only).</summary>
     public bool ForceShare { get; init; }
 

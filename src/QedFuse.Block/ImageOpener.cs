@@ -18,8 +18,39 @@ public sealed class ImageOpener
 
     private readonly HashSet<string> _chain = new(StringComparer.Ordinal);
 
+    /// <summary>An image already open (read-write) that stands in for its file wherever the chain names it.</summary>
+    private IBlockImage? _substitute;
+
     public static IBlockImage Open(string path, ImageOpenOptions options) =>
         new ImageOpener().OpenLayer(path, options);
+
+    /// <summary>
+    /// Opens <paramref name="path"/> with its backing chain, using the already open
+    /// <paramref name="layer"/> where the chain reaches its file (commit writes into a base
+    /// while reading through the layers above it; a second open of the base would collide
+    /// with our own lock). When the chain does use <paramref name="layer"/>, the returned image
+    /// owns it; check with <see cref="ChainContains"/>.
+    /// </summary>
+    public static IBlockImage OpenAbove(string path, ImageOpenOptions options, IBlockImage layer) =>
+        new ImageOpener { _substitute = layer }.OpenLayer(path, options);
+
+    /// <summary>Whether <paramref name="layer"/> is <paramref name="top"/> or one of its backing images.</summary>
+    public static bool ChainContains(IBlockImage top, IBlockImage layer)
+    {
+        for (IBlockImage? i = top; i is not null; i = i.Backing)
+        {
+            if (ReferenceEquals(i, layer))
+            {
+                return true;
+            }
+        }
+
+        return false;
+    }
+
+    /// <summary>The file's canonical path (symbolic links resolved), as the chain compares files.</summary>
+    public static string RealPath(string path) =>
+        System.IO.Path.GetFullPath(new FileInfo(path).ResolveLinkTarget(true)?.FullName ?? path);
 
     public static void Create(string path, string format, ImageCreateOptions options) =>
         FindFormat(format, path).Create(path, options, new ImageOpener());
@@ -56,6 +87,11 @@ public sealed class ImageOpener
             throw new BadImageException(path, $"backing file of {ownerPath} not found");
         }
 
+        if (_substitute is { } layer && RealPath(layer.Path) == RealPath(path))
+        {
+            return layer;
+        }
+
         return OpenLayer(path, new ImageOpenOptions
         {
             ReadOnly = true,
@@ -72,7 +108,7 @@ public sealed class ImageOpener
             throw new BadImageException(path, Directory.Exists(path) ? "is a directory, not an image" : "no such file");
         }
 
-        string real = System.IO.Path.GetFullPath(new FileInfo(path).ResolveLinkTarget(true)?.FullName ?? path);
+        string real = RealPath(path);
         if (!_chain.Add(real))
         {
             throw new BadImageException(path, "backing chain loops back to this file");

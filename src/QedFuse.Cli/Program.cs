@@ -18,7 +18,12 @@ internal static class Program
         typeof(MountOptions), typeof(UnmountOptions), typeof(CreateOptions),
         typeof(InfoOptions), typeof(CheckOptions), typeof(MapOptions),
         typeof(StatsOptions), typeof(ThrottleOptions), typeof(RefreshOptions),
+        typeof(ConvertOptions), typeof(CompareOptions), typeof(ResizeOptions),
+        typeof(RebaseOptions), typeof(CommitOptions), typeof(SnapshotOptions),
     ];
+
+    /// <summary>The exit code of a verb stopped by SIGINT/SIGTERM (128 + SIGINT, as shells report it).</summary>
+    public const int ExitInterrupted = 130;
 
     private static int Main(string[] args)
     {
@@ -27,6 +32,7 @@ internal static class Program
             s.HelpWriter = null;
             s.CaseInsensitiveEnumValues = true;
             s.AutoVersion = true;
+            s.EnableDashDash = true; // resize IMAGE -- -1G
         });
         ParserResult<object> result = parser.ParseArguments(args is ["mount", ..] ? MountVerb.MergeRepeatedOptions(args) : args, Verbs);
         try
@@ -41,12 +47,23 @@ internal static class Program
                 (StatsOptions o) => StatsVerb.Run(o),
                 (ThrottleOptions o) => ThrottleVerb.Run(o),
                 (RefreshOptions o) => RefreshVerb.Run(o),
+                (ConvertOptions o) => ConvertVerb.Run(o),
+                (CompareOptions o) => CompareVerb.Run(o),
+                (ResizeOptions o) => ResizeVerb.Run(o),
+                (RebaseOptions o) => RebaseVerb.Run(o),
+                (CommitOptions o) => CommitVerb.Run(o),
+                (SnapshotOptions o) => SnapshotVerb.Run(o),
                 errors => Usage(result, errors));
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException or UsageException)
         {
             Console.Error.WriteLine($"qedfuse: {OneLine(e.Message)}");
             return ExitFailure;
+        }
+        catch (OperationCanceledException)
+        {
+            Console.Error.WriteLine("qedfuse: interrupted; every image was left consistent (an unfinished convert target is removed)");
+            return ExitInterrupted;
         }
     }
 
@@ -72,7 +89,7 @@ internal static class Program
         string verb = result.TypeInfo.Current.GetCustomAttributes(typeof(VerbAttribute), false) is [VerbAttribute v, ..] ? $" {v.Name}" : "";
         string message = first switch
         {
-            { Tag: ErrorType.NoVerbSelectedError } => "no verb given (mount, unmount, create, info, check, map, stats, throttle, refresh)",
+            { Tag: ErrorType.NoVerbSelectedError } => "no verb given (mount, unmount, create, info, check, map, stats, throttle, refresh, convert, compare, resize, rebase, commit, snapshot)",
             MissingRequiredOptionError { NameInfo.NameText: "" } => "missing argument",
             SequenceOutOfRangeError { NameInfo.NameText: "" } => "missing argument",
             _ => SentenceBuilder.Create().FormatError(first),

@@ -502,6 +502,46 @@ class Bench:
             _rm_image(img)
         return {"value": r["read_bw"] / 1e6, "bytes": r["read_bytes"], "fio": r}
 
+    def ensure_convert_source(self):
+        """A 4 GiB QED image, half allocated: 64 MiB of data in every other 128 MiB (qemu-io writes it)."""
+        if getattr(self, "convert_src", None):
+            return self.convert_src
+        size = (512 * MiB) if self.a.quick else IMAGE_SIZE
+        d = os.path.join(self.work, "convert-src")
+        os.makedirs(d)
+        self.convert_src = os.path.join(d, "src.qed")
+        sh(["qemu-img", "create", "-q", "-f", "qed", self.convert_src, str(size)])
+        cmds = []
+        for off in range(0, size, 128 * MiB):
+            cmds += ["-c", f"write -P {1 + off // (128 * MiB) % 250} {off} 64M"]
+        sh(["qemu-io"] + cmds + [self.convert_src], stdout=subprocess.DEVNULL)
+        self.convert_flat = os.path.join(d, "flat.raw")
+        sh(["qemu-img", "convert", "-O", "raw", self.convert_src, self.convert_flat])
+        log(f"prepared convert source: {size >> 20} MiB QED, half allocated")
+        return self.convert_src
+
+    def w_convert(self, s, phase):
+        """qemu-img convert (system qsd: QEMU's tool) vs qedfuse convert, QED -> QED; raw: cp --sparse of the flat image."""
+        src = self.ensure_convert_source()
+        dst = os.path.join(self.work, f"convert-{s.name}-{phase.rep}.out")
+        if s.name == "raw":
+            cmd = ["cp", "--sparse=always", self.convert_flat, dst]
+        elif s.name == "qsd":
+            cmd = ["qemu-img", "convert", "-O", "qed", src, dst]
+        else:
+            cmd = [s.exe, "convert", "-O", "qed", src, dst]
+        drop_caches()
+        t0 = time.monotonic()
+        sh(cmd)
+        fsync_path(dst)
+        secs = time.monotonic() - t0
+        if s.name != "raw":
+            r = subprocess.run(["qemu-img", "compare", "-q", src, dst])
+            if r.returncode != 0:
+                raise RuntimeError(f"convert {s.name}: the copy differs from the source")
+        os.unlink(dst)
+        return {"value": secs, "bytes": os.path.getsize(self.convert_flat)}
+
     def w_macro(self, s, phase):
         self.ensure_tree()
         img = s.new_image("macro")
@@ -579,12 +619,14 @@ WORKLOADS = [
     ("allocwrite", "rand alloc write 4k qd16", "IOPS", True),
     ("backing", "backing-chain seq read 1M", "MB/s", True),
     ("macro", "mkfs+cp tree+sync", "s", False),
+    # qsd's row is qemu-img convert (same QEMU block layer), raw's is cp --sparse of the flat image
+    ("convert", "convert 4G qed->qed half alloc", "s", False),
 ]
 
 
 SHORT = {"seqwrite": "seq write 1M", "seqread": "seq read 1M", "randread": "rand read 4k",
          "overwrite": "rand overwrite 4k", "allocwrite": "rand alloc write 4k",
-         "backing": "backing-chain read", "macro": "mkfs+cp+sync"}
+         "backing": "backing-chain read", "macro": "mkfs+cp+sync", "convert": "convert qed->qed"}
 
 
 def fmt_val(v, unit):

@@ -34,8 +34,13 @@ internal sealed class QedChecker
     }
 
     /// <summary>Checks the on-disk tables; <paramref name="l1"/> is the L1 table as read from disk and is repaired in place.</summary>
-    public CheckResult Run(ulong[] l1, CheckRepair repair)
+    public CheckResult Run(ulong[] l1, CheckRepair repair, WorkProgress? progress = null)
     {
+        if (progress is not null)
+        {
+            progress.Total = l1.Length;
+        }
+
         bool fixCorruptions = repair == CheckRepair.All;
         long fileLength = _file.Length;
         _validLimit = fileLength / _geo.ClusterSize * _geo.ClusterSize;
@@ -48,6 +53,7 @@ internal sealed class QedChecker
         var l2 = new ulong[_geo.TableEntries];
         for (int i = 0; i < l1.Length; i++)
         {
+            progress?.Add(1);
             ulong entry = l1[i];
             if (entry == 0)
             {

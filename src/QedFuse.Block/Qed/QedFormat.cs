@@ -25,7 +25,7 @@ public sealed class QedFormat : IImageFormat
         {
             var (header, backingName, l1) = ReadMetadata(file, path);
             var geo = new QedGeometry(header);
-            if (backingName is not null)
+            if (backingName is not null && !options.SkipBacking)
             {
                 backing = opener.OpenBacking(path, backingName, header.BackingIsRaw ? "raw" : null, options);
             }

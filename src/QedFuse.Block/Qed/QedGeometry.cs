@@ -33,7 +33,8 @@ internal sealed class QedGeometry
 
     public long HeaderBytes { get; }
 
-    public long VirtualSize { get; }
+    /// <summary>The image size from the header; changes only by a resize, with no request in flight.</summary>
+    public long VirtualSize { get; set; }
 
 
     /// <summary>Virtual bytes one L2 table maps.</summary>

@@ -126,8 +126,10 @@ internal sealed class QedImage : IBlockImage
         DirtyFlag = _needCheck.IsSet,
     };
 
+    public CheckResult Check(CheckRepair repair) => Check(repair, null);
+
     /// <summary>Checks (and repairs) the on-disk metadata; afterwards the tables are re-read from disk.</summary>
-    public CheckResult Check(CheckRepair repair)
+    public CheckResult Check(CheckRepair repair, WorkProgress? progress)
     {
         if (!IsReadOnly)
         {
@@ -141,11 +143,109 @@ internal sealed class QedImage : IBlockImage
 
         var l1 = new ulong[_geo.TableEntries];
         TableCodec.LittleEndian.Read(_file, (long)_needCheck.Header.L1TableOffset, l1);
-        CheckResult result = new QedChecker(_file, _needCheck, _geo).Run(l1, repair);
+        CheckResult result = new QedChecker(_file, _needCheck, _geo).Run(l1, repair, progress);
         _needCheck.KnownCorrupt = result.Corruptions > 0 || result.CheckErrors > 0;
-        _mapper = NewMapper(l1);
-        _flusher = new MetadataFlusher(_file, _mapper, _needCheck, _stats);
+        ReloadTables(l1);
         return result;
+    }
+
+    /// <summary>
+    /// Grows the image by rewriting image_size in the header: clusters past the old end are
+    /// unallocated, so they read from the backing chain or as zeros. QED cannot shrink (no
+    /// table entry could be dropped safely without a check), nor grow past its L1 table's reach.
+    /// </summary>
+    public void Resize(long newSize)
+    {
+        RequireWritable();
+        QedHeader h = _needCheck.Header;
+        ulong max = QedHeader.MaxImageSize(h.ClusterSize, h.TableSize);
+        if (newSize < VirtualSize)
+        {
+            throw new BadImageException(Path, "QED images cannot shrink (convert to a new, smaller image instead)");
+        }
+
+        if (newSize % 512 != 0)
+        {
+            throw new BadImageException(Path, $"size {newSize} is not a multiple of 512 bytes, as a QED image size must be");
+        }
+
+        if ((ulong)newSize > max)
+        {
+            throw new BadImageException(Path,
+                $"cannot grow to {ByteSize.Format(newSize)}: with cluster_size {h.ClusterSize} and table_size {h.TableSize} this QED image "
+                + $"addresses at most {ByteSize.Format((long)max)} (convert it to a new image with a larger cluster_size or table_size)");
+        }
+
+        _flusher.Flush();
+        _needCheck.Rewrite(h with { ImageSize = (ulong)newSize });
+        _geo.VirtualSize = newSize;
+    }
+
+    /// <summary>
+    /// Rewrites the backing file name and the raw-no-probe bit. The name goes where it overlaps
+    /// no byte of the old one when the header clusters have room, and is synced before the
+    /// 64-byte header (one sector, written at once) switches to it: a crash leaves the old name
+    /// or the new one, never a mix.
+    /// </summary>
+    public void SetBackingFile(string? name, string? format)
+    {
+        RequireWritable();
+        QedHeader h = _needCheck.Header;
+        const ulong backingBits = QedHeader.FeatureBackingFile | QedHeader.FeatureBackingFormatNoProbe;
+        if (name is null)
+        {
+            _needCheck.Rewrite(h with { Features = h.Features & ~backingBits, BackingFilenameOffset = 0, BackingFilenameSize = 0 });
+            _backingName = null;
+            return;
+        }
+
+        byte[] bytes = System.Text.Encoding.UTF8.GetBytes(name);
+        long headerBytes = _geo.HeaderBytes;
+        if (bytes.Length == 0 || bytes.Length > QedFormat.MaxBackingNameBytes || QedHeader.Size + bytes.Length > headerBytes)
+        {
+            throw new BadImageException(Path,
+                $"backing file name of {bytes.Length} bytes does not fit in this image's {headerBytes - QedHeader.Size}-byte header space");
+        }
+
+        long offset = QedHeader.Size;
+        long oldStart = h.HasBackingFile ? h.BackingFilenameOffset : 0, oldEnd = oldStart + (h.HasBackingFile ? h.BackingFilenameSize : 0);
+        if (oldEnd > oldStart && offset < oldEnd && offset + bytes.Length > oldStart && oldEnd + bytes.Length <= headerBytes)
+        {
+            offset = oldEnd;
+        }
+
+        _file.Write(offset, bytes, IoEvent.HeaderUpdate);
+        _file.Sync();
+        ulong features = (h.Features & ~backingBits) | QedHeader.FeatureBackingFile
+            | (format == "raw" ? QedHeader.FeatureBackingFormatNoProbe : 0);
+        _needCheck.Rewrite(h with { Features = features, BackingFilenameOffset = (uint)offset, BackingFilenameSize = (uint)bytes.Length });
+        _backingName = name;
+    }
+
+    /// <summary>
+    /// Empties the image: need-check set, the L1 table zeroed and synced (each L1 entry is one
+    /// aligned write, so a crash leaves some tables linked, all still valid), the file cut back
+    /// to the header and L1 table, need-check cleared.
+    /// </summary>
+    public void MakeEmpty()
+    {
+        RequireWritable();
+        _flusher.Flush();
+        _needCheck.Set();
+        long l1Offset = (long)_needCheck.Header.L1TableOffset;
+        byte[] zeros = new byte[Math.Min(_geo.TableBytes, 1 << 20)];
+        for (long done = 0; done < _geo.TableBytes; done += zeros.Length)
+        {
+            _file.Write(l1Offset + done, zeros.AsSpan(0, (int)Math.Min(zeros.Length, _geo.TableBytes - done)), IoEvent.L1Update);
+        }
+
+        _file.Sync();
+        _file.SetLength(Math.Max(l1Offset + _geo.TableBytes, _geo.HeaderBytes));
+        _file.Sync();
+        ReloadTables(new ulong[_geo.TableEntries]);
+        // No table is left to be corrupt: the image is the empty one create would make.
+        _needCheck.KnownCorrupt = false;
+        _needCheck.Clear();
     }
 
     /// <summary>
@@ -173,8 +273,7 @@ internal sealed class QedImage : IBlockImage
             _backingName = backingName;
             _backing.Commit(backing);
 
-            _mapper = NewMapper(l1);
-            _flusher = new MetadataFlusher(_file, _mapper, _needCheck, _stats);
+            ReloadTables(l1);
         }
     }
 
@@ -198,6 +297,23 @@ internal sealed class QedImage : IBlockImage
             _file.Dispose();
             _backing.Dispose();
         }
+    }
+
+    private void RequireWritable()
+    {
+        if (IsReadOnly)
+        {
+            throw new IOException($"{Path}: opened read-only", LibC.EROFS);
+        }
+
+        _file.ThrowIfFailed();
+    }
+
+    /// <summary>Starts over from <paramref name="l1"/> as on disk: a fresh mapper (empty cache, allocator at the file end) and flusher.</summary>
+    private void ReloadTables(ulong[] l1)
+    {
+        _mapper = NewMapper(l1);
+        _flusher = new MetadataFlusher(_file, _mapper, _needCheck, _stats);
     }
 
     private ClusterMapper NewMapper(ulong[] l1) =>

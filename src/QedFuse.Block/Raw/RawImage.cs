@@ -1,3 +1,5 @@
+using QedFuse.Block.Native;
+
 namespace QedFuse.Block.Raw;
 
 /// <summary>A raw file as a disk image. Holes in the host file report as zero runs.</summary>
@@ -76,6 +78,19 @@ internal sealed class RawImage : IBlockImage
     };
 
     public CheckResult Check(CheckRepair repair) => new() { Filename = Path, Format = FormatName, Supported = false };
+
+    /// <summary>Any size: the file is the disk. Growing leaves a hole, so the new range reads as zeros.</summary>
+    public void Resize(long newSize)
+    {
+        if (IsReadOnly)
+        {
+            throw new IOException($"{Path}: opened read-only", LibC.EROFS);
+        }
+
+        _file.SetLength(newSize);
+        _file.Sync();
+        VirtualSize = newSize;
+    }
 
     /// <summary>A raw file's only metadata is its length.</summary>
     public void Reload()

@@ -16,6 +16,9 @@ internal sealed class CheckOptions
     [Option('U', "force-share", HelpText = "Check even while another program writes the image (results may be inconsistent; no repair).")]
     public bool ForceShare { get; set; }
 
+    [Option('p', "progress", HelpText = "Show progress (useful on large images).")]
+    public bool Progress { get; set; }
+
     [Value(0, MetaName = "IMAGE", Required = true)]
     public string Image { get; set; } = "";
 }
@@ -44,7 +47,9 @@ internal static class CheckVerb
             ForceShare = o.ForceShare,
         }))
         {
-            r = image.Check(repair) with { Filename = o.Image };
+            using var run = new LongRun(o.Progress, interruptible: false);
+            r = image.Check(repair, run.Progress) with { Filename = o.Image };
+            run.Finish();
         }
 
         if (!r.Supported)
