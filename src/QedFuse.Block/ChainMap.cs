@@ -5,6 +5,7 @@ namespace QedFuse.Block;
 /// attributes: which layer holds it (depth), whether reads are known zeros, whether it is data
 /// stored in a file and where.
 /// </summary>
+/// <remarks>A data range with no host offset of its own (compressed clusters) has <see cref="HostOffset"/> -1.</remarks>
 public readonly record struct MapRange(long Start, long Length, int Depth, bool Present, bool Zero, bool Data, long HostOffset, string? File);
 
 /// <summary>Resolves allocation through a backing chain: what qemu-img map prints and what SEEK_DATA/SEEK_HOLE answer.</summary>
@@ -103,5 +104,5 @@ public static class ChainMap
 
     private static bool Mergeable(MapRange a, MapRange b) =>
         a.Start + a.Length == b.Start && a.Depth == b.Depth && a.Present == b.Present && a.Zero == b.Zero && a.Data == b.Data
-        && a.File == b.File && (!a.Data || a.HostOffset + a.Length == b.HostOffset);
+        && a.File == b.File && (!a.Data || a.HostOffset + a.Length == b.HostOffset || (a.HostOffset < 0 && b.HostOffset < 0));
 }

@@ -26,6 +26,11 @@ public sealed record CheckResult
     public long CheckErrors { get; init; }
     public long ImageEndOffset { get; init; }
 
+    /// <summary>qemu-img's fragmentation figures, for formats that report them (qcow2); null otherwise.</summary>
+    public long? FragmentedClusters { get; init; }
+
+    public long? CompressedClusters { get; init; }
+
     /// <summary>One line per problem found, for the human report.</summary>
     public IReadOnlyList<string> Messages { get; init; } = [];
 

@@ -44,6 +44,12 @@ internal sealed class HostFile : IDisposable
     /// <summary>Whether a failed sync (or a header of unknown state) has made every later change impossible.</summary>
     public bool Failed => Volatile.Read(ref _failure) is not null;
 
+    /// <summary>Opens an image file as <paramref name="options"/> ask: read-write (writer locks) or read-only (reader locks, or shared ones with force-share).</summary>
+    public static HostFile Open(string path, ImageOpenOptions options) =>
+        Open(path, !options.ReadOnly,
+            options.ReadOnly ? (options.ForceShare ? ImageLock.Role.SharedReader : ImageLock.Role.Reader) : ImageLock.Role.Writer,
+            options.HostFileHook, options.Log);
+
     /// <summary>Opens the file and takes QEMU's locks for <paramref name="role"/>; <paramref name="log"/> hears of a failure once.</summary>
     public static HostFile Open(string path, bool writable, ImageLock.Role role, IHostFileHook? hook = null, Action<string>? log = null)
     {

@@ -21,4 +21,27 @@ public sealed record ImageInfo
     public string? BackingFilenameFormat { get; init; }
 
     public bool DirtyFlag { get; init; }
+
+    /// <summary>qemu-img's "format-specific" data, keys in qemu-img's order (null: the format has none).</summary>
+    public FormatSpecificInfo? FormatSpecific { get; init; }
+
+    /// <summary>Internal snapshots, in table order.</summary>
+    public IReadOnlyList<SnapshotInfo> Snapshots { get; init; } = [];
+}
+
+/// <summary>qemu-img info's "format-specific" object: a type and its fields (values are strings, numbers or booleans).</summary>
+public sealed record FormatSpecificInfo(string Type, IReadOnlyList<KeyValuePair<string, object>> Data);
+
+/// <summary>One internal snapshot as qemu-img info lists it.</summary>
+public sealed record SnapshotInfo
+{
+    public required string Id { get; init; }
+    public required string Name { get; init; }
+    public ulong VmStateSize { get; init; }
+    public long DateSeconds { get; init; }
+    public long DateNanoseconds { get; init; }
+    public ulong VmClockNanoseconds { get; init; }
+
+    /// <summary>Null when the snapshot records none (qemu-img then omits it).</summary>
+    public long? Icount { get; init; }
 }

@@ -1,3 +1,4 @@
+using QedFuse.Block.Formats.Qcow2;
 using QedFuse.Block.Qed;
 using QedFuse.Block.Raw;
 
@@ -13,7 +14,7 @@ public sealed class ImageOpener
     public const int MaxChainDepth = 32;
 
     /// <summary>Probe order matters: raw recognises everything, so it comes last.</summary>
-    public static readonly IReadOnlyList<IImageFormat> Formats = [new QedFormat(), new RawFormat()];
+    public static readonly IReadOnlyList<IImageFormat> Formats = [new QedFormat(), new Qcow2Format(), new RawFormat()];
 
     private readonly HashSet<string> _chain = new(StringComparer.Ordinal);
 

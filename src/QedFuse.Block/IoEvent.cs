@@ -14,6 +14,10 @@ internal enum IoEvent
     DataWrite,
     Flush,
     Grow,
+    RefblockAlloc,
+    RefblockUpdate,
+    ReftableUpdate,
+    ReftableGrow,
 }
 
 /// <summary>

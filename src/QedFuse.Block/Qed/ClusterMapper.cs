@@ -1,8 +1,12 @@
+using QedFuse.Block.Clusters;
+using QedFuse.Block.Metadata;
+
 namespace QedFuse.Block.Qed;
 
 /// <summary>
 /// Maps virtual offsets to clusters (QEMU's qed-cluster.c) and owns the metadata state: the
-/// L1 table, the L2 cache, clusters being allocated, the allocator. One short lock guards it
+/// L1 table, the L2 cache (Metadata/TableCache), clusters being allocated (Clusters/InFlightClusters),
+/// the allocator. One gate (Metadata/MetadataGate) guards it
 /// all. Data and table I/O never happens under it: an L2 table load releases it while
 /// reading, and callers get values (runs, plans), never references to live tables, so host
 /// I/O runs unlocked and in parallel. The one exception is the allocator's ftruncate (growing
@@ -15,22 +19,20 @@ namespace QedFuse.Block.Qed;
 /// allocation in flight (later writers wait, then write in place); dirty, pinned or loading
 /// tables are never evicted.
 /// </remarks>
-internal sealed class ClusterMapper
+internal sealed class ClusterMapper : IClusterWriteMap
 {
-    private readonly object _lock = new();
+    private readonly MetadataGate _gate = new();
     private readonly string _path;
     private readonly HostFile _file;
     private readonly QedGeometry _geo;
     private readonly ulong[] _l1;
     private readonly long _l1Offset;
-    private readonly L2Cache _cache;
+    private readonly TableCache _cache;
     private readonly ClusterAllocator _allocator;
     private readonly MetadataStatistics _stats;
     private readonly AliasGuard _guard;
-    private readonly HashSet<long> _inFlight = [];
+    private readonly InFlightClusters _inFlight;
     private DirtyRange _l1Dirty;
-    private int _waiters;
-    private int _allocationsInFlight;
 
     public ClusterMapper(HostFile file, QedGeometry geo, ulong[] l1, long l1Offset, int cacheTables, NeedCheckFlag needCheck, MetadataStatistics stats)
     {
@@ -40,7 +42,8 @@ internal sealed class ClusterMapper
         _geo = geo;
         _l1 = l1;
         _l1Offset = l1Offset;
-        _cache = new L2Cache(cacheTables, stats);
+        _cache = new TableCache(_gate, file.Path, cacheTables, geo.TableEntries, (offset, entries) => TableCodec.LittleEndian.Read(file, offset, entries), stats);
+        _inFlight = new InFlightClusters(_gate);
         _allocator = new ClusterAllocator(file, geo.ClusterSize, needCheck);
         _guard = new AliasGuard(geo, l1, l1Offset, _allocator.ValidLimit);
         TableCount = l1.Count(e => e != 0);
@@ -53,7 +56,7 @@ internal sealed class ClusterMapper
     {
         get
         {
-            lock (_lock)
+            lock (_gate.Sync)
             {
                 return _allocator.End;
             }
@@ -65,7 +68,7 @@ internal sealed class ClusterMapper
     {
         get
         {
-            lock (_lock)
+            lock (_gate.Sync)
             {
                 return _cache.OverCapacity;
             }
@@ -79,9 +82,9 @@ internal sealed class ClusterMapper
     /// </summary>
     public bool ClearNeedCheckIfQuiescent(NeedCheckFlag needCheck)
     {
-        lock (_lock)
+        lock (_gate.Sync)
         {
-            if (_allocationsInFlight != 0 || !_l1Dirty.IsEmpty || _cache.Tables.Any(t => t.IsDirty))
+            if (_inFlight.Allocations != 0 || !_l1Dirty.IsEmpty || _cache.Tables.Any(t => t.IsDirty))
             {
                 return false;
             }
@@ -101,18 +104,15 @@ internal sealed class ClusterMapper
     {
         get
         {
-            lock (_lock)
+            lock (_gate.Sync)
             {
                 long bytes = 0;
-                foreach (var t in _cache.Tables)
+                foreach (CachedTable t in _cache.Tables.Where(t => t.IsDirty && !t.Loading))
                 {
-                    if (t.IsDirty && !t.Loading)
-                    {
-                        bytes += (t.IsNew ? _geo.TableEntries : TableIO.SectorRange(t.Dirty.First, t.Dirty.Last, _geo.TableEntries).Count) * sizeof(ulong);
-                    }
+                    bytes += (t.IsNew ? _geo.TableEntries : TableCodec.SectorRange(t.Dirty.First, t.Dirty.Last, _geo.TableEntries).Count) * sizeof(ulong);
                 }
 
-                return bytes + (_l1Dirty.IsEmpty ? 0 : TableIO.SectorRange(_l1Dirty.First, _l1Dirty.Last, _geo.TableEntries).Count * sizeof(ulong));
+                return bytes + (_l1Dirty.IsEmpty ? 0 : TableCodec.SectorRange(_l1Dirty.First, _l1Dirty.Last, _geo.TableEntries).Count * sizeof(ulong));
             }
         }
     }
@@ -120,11 +120,37 @@ internal sealed class ClusterMapper
     /// <summary>The run that starts at <paramref name="offset"/>, cut at the end of its L2 table and at <paramref name="length"/>.</summary>
     public Allocation Map(long offset, long length)
     {
-        lock (_lock)
+        lock (_gate.Sync)
         {
             return LookupLocked(offset, length, out _);
         }
     }
+
+    /// <summary>QED appends past the end of the file: fresh clusters read as zeros (<see cref="ClusterAllocator"/>).</summary>
+    public bool FreshClustersReadAsZeros => true;
+
+    ClusterRun IClusterSource.Map(long offset, long length) => ToRun(Map(offset, length));
+
+    /// <summary>QED never reuses a cluster, so a read needs no guard against reuse.</summary>
+    public ClusterRun MapForRead(long offset, long length) => ToRun(Map(offset, length));
+
+    public void EndRead(in ClusterRun run)
+    {
+    }
+
+    public void EndInPlace(in WritePlan plan)
+    {
+    }
+
+    public void ReadCompressed(ulong entry, long offsetInCluster, Span<byte> destination) =>
+        throw new InvalidOperationException($"{_path}: QED has no compressed clusters");
+
+    private static ClusterRun ToRun(Allocation a) => a.State switch
+    {
+        AllocationState.Data => new ClusterRun(RunKind.Data, a.Length, a.HostOffset),
+        AllocationState.Zero => new ClusterRun(RunKind.Zero, a.Length),
+        _ => new ClusterRun(RunKind.Unallocated, a.Length),
+    };
 
     /// <summary>
     /// Plans the next piece of a write: in place over allocated clusters, or an allocation of
@@ -134,11 +160,11 @@ internal sealed class ClusterMapper
     public WritePlan PlanWrite(long offset, long length)
     {
         int bits = _geo.ClusterBits;
-        lock (_lock)
+        lock (_gate.Sync)
         {
             while (true)
             {
-                Allocation run = LookupLocked(offset, length, out L2Table? table);
+                Allocation run = LookupLocked(offset, length, out CachedTable? table);
                 if (run.State == AllocationState.Data)
                 {
                     return new WritePlan(offset, run.Length, run.HostOffset, Allocating: false);
@@ -148,32 +174,24 @@ internal sealed class ClusterMapper
                 long last = (offset + run.Length - 1) >> bits;
                 if (_inFlight.Contains(first))
                 {
-                    WaitLocked();
+                    _gate.WaitLocked();
                     continue;
                 }
 
-                for (long c = first + 1; c <= last && _inFlight.Count > 0; c++)
-                {
-                    if (_inFlight.Contains(c))
-                    {
-                        last = c - 1;
-                        break;
-                    }
-                }
+                long stop = _inFlight.FirstAfter(first, last);
+                last = stop < 0 ? last : stop - 1;
 
                 // Allocate first: if the file cannot grow, nothing below has happened yet.
                 table ??= CreateTableLocked(_geo.L1Index(offset));
                 int clusters = (int)(last - first + 1);
                 long host = _allocator.Allocate(clusters);
-                for (long c = first; c <= last; c++)
-                {
-                    _inFlight.Add(c);
-                }
-
+                _inFlight.Add(first, clusters);
                 table.Pins++;
-                _allocationsInFlight++;
                 long length2 = Math.Min(run.Length, ((last + 1) << bits) - offset);
-                return new WritePlan(offset, length2, host, Allocating: true, run.State, first, clusters, table);
+                // An unallocated cluster shows the backing chain; a zero cluster stays zeros (QEMU 7.2
+                // wrongly copies from the backing file there).
+                CopySource source = run.State == AllocationState.Unallocated ? CopySource.Backing : CopySource.Zeros;
+                return new WritePlan(offset, length2, host, Allocating: true, source, first, clusters, Token: table);
             }
         }
     }
@@ -181,15 +199,16 @@ internal sealed class ClusterMapper
     /// <summary>Links the clusters of a finished allocating write into its L2 table.</summary>
     public void Commit(in WritePlan plan)
     {
-        lock (_lock)
+        lock (_gate.Sync)
         {
             int index = _geo.L2Index(plan.FirstCluster << _geo.ClusterBits);
+            var table = (CachedTable)plan.Token!;
             for (int k = 0; k < plan.Clusters; k++)
             {
-                plan.Table!.Entries[index + k] = (ulong)(plan.HostOffset + ((long)k << _geo.ClusterBits));
+                table.Entries[index + k] = (ulong)(plan.HostOffset + ((long)k << _geo.ClusterBits));
             }
 
-            plan.Table!.Dirty.Mark(index, index + plan.Clusters - 1);
+            table.Dirty.Mark(index, index + plan.Clusters - 1);
             _stats.ClustersAllocated += plan.Clusters;
             ReleaseLocked(plan);
         }
@@ -198,7 +217,7 @@ internal sealed class ClusterMapper
     /// <summary>Gives up an allocation whose data write failed; its clusters become a harmless leak.</summary>
     public void Abort(in WritePlan plan)
     {
-        lock (_lock)
+        lock (_gate.Sync)
         {
             ReleaseLocked(plan);
         }
@@ -210,11 +229,11 @@ internal sealed class ClusterMapper
     /// </summary>
     public Allocation ZeroUnallocated(long offset, long length)
     {
-        lock (_lock)
+        lock (_gate.Sync)
         {
             while (true)
             {
-                Allocation run = LookupLocked(offset, length, out L2Table? table);
+                Allocation run = LookupLocked(offset, length, out CachedTable? table);
                 if (run.State != AllocationState.Unallocated)
                 {
                     return run;
@@ -222,9 +241,9 @@ internal sealed class ClusterMapper
 
                 long first = offset >> _geo.ClusterBits;
                 long count = _geo.ClustersIn(run.Length);
-                if (AnyInFlightLocked(first, count))
+                if (_inFlight.Any(first, count))
                 {
-                    WaitLocked();
+                    _gate.WaitLocked();
                     continue;
                 }
 
@@ -240,81 +259,79 @@ internal sealed class ClusterMapper
     /// <summary>Gives back the file's unused grow-ahead tail; safe at any time, as it runs under the lock that allocates.</summary>
     public void TrimFile()
     {
-        lock (_lock)
+        lock (_gate.Sync)
         {
             _ = _allocator.TrimFile();
         }
     }
 
-    /// <summary>Copies out all dirty metadata for a flush pass and pins the tables involved.</summary>
-    public MetadataSnapshot TakeSnapshot()
+    /// <summary>
+    /// Copies out all dirty metadata for a flush pass in QED's order (L2 tables, new ones
+    /// whole; then the L1 entries that point to them) and pins the tables involved.
+    /// </summary>
+    public FlushPass TakeFlushPass()
     {
-        lock (_lock)
+        lock (_gate.Sync)
         {
-            var snap = new MetadataSnapshot();
-            foreach (var t in _cache.Tables)
+            var l2 = new List<MetadataWrite>();
+            var pieces = new List<(CachedTable Table, bool WasNew, DirtyRange Range)>();
+            foreach (CachedTable t in _cache.Tables.Where(t => t.IsDirty && !t.Loading))
             {
-                // A table still being read holds no valid entries yet (and cannot be dirty).
-                if (!t.IsDirty || t.Loading)
-                {
-                    continue;
-                }
-
-                var (first, count) = t.IsNew ? (0, _geo.TableEntries) : TableIO.SectorRange(t.Dirty.First, t.Dirty.Last, _geo.TableEntries);
-                byte[] bytes = TableIO.Encode(t.Entries, first, count);
-                snap.L2.Add(new(t, t.HostOffset + first * sizeof(ulong), bytes, t.IsNew, t.Dirty));
+                var (first, count) = t.IsNew ? (0, _geo.TableEntries) : TableCodec.SectorRange(t.Dirty.First, t.Dirty.Last, _geo.TableEntries);
+                l2.Add(new MetadataWrite(t.HostOffset + first * sizeof(ulong), TableCodec.LittleEndian.Encode(t.Entries, first, count),
+                    t.IsNew ? IoEvent.L2Alloc : IoEvent.L2Update));
+                pieces.Add((t, t.IsNew, t.Dirty));
                 t.Pins++;
                 t.IsNew = false;
                 t.Dirty.Clear();
             }
 
+            var l1 = new List<MetadataWrite>();
+            DirtyRange l1Range = _l1Dirty;
             if (!_l1Dirty.IsEmpty)
             {
-                var (first, count) = TableIO.SectorRange(_l1Dirty.First, _l1Dirty.Last, _geo.TableEntries);
-                snap.L1 = (_l1Offset + first * sizeof(ulong), TableIO.Encode(_l1, first, count), _l1Dirty);
+                var (first, count) = TableCodec.SectorRange(_l1Dirty.First, _l1Dirty.Last, _geo.TableEntries);
+                l1.Add(new MetadataWrite(_l1Offset + first * sizeof(ulong), TableCodec.LittleEndian.Encode(_l1, first, count), IoEvent.L1Update));
                 _l1Dirty.Clear();
             }
 
-            return snap;
-        }
-    }
-
-    /// <summary>Ends a flush pass: unpins its tables, and if it failed marks its pieces dirty again.</summary>
-    public void CompleteSnapshot(MetadataSnapshot snap, bool written)
-    {
-        lock (_lock)
-        {
-            foreach (var piece in snap.L2)
+            return new FlushPass(new StagedWriteBack().Stage(l2).Stage(l1), written =>
             {
-                piece.Table.Pins--;
-                if (!written)
+                lock (_gate.Sync)
                 {
-                    piece.Table.IsNew |= piece.WasNew;
-                    if (!piece.Range.IsEmpty)
+                    foreach (var (table, wasNew, range) in pieces)
                     {
-                        piece.Table.Dirty.Mark(piece.Range.First, piece.Range.Last);
+                        table.Pins--;
+                        if (!written)
+                        {
+                            table.IsNew |= wasNew;
+                            if (!range.IsEmpty)
+                            {
+                                table.Dirty.Mark(range.First, range.Last);
+                            }
+                        }
                     }
+
+                    if (!written && !l1Range.IsEmpty)
+                    {
+                        _l1Dirty.Mark(l1Range.First, l1Range.Last);
+                    }
+
+                    _cache.EvictDownToCapacity();
                 }
-            }
-
-            if (!written && snap.L1 is { } l1)
-            {
-                _l1Dirty.Mark(l1.Range.First, l1.Range.Last);
-            }
-
-            _cache.EvictDownToCapacity();
+            });
         }
     }
 
     /// <summary>The run at <paramref name="offset"/>, cut at the end of its L2 table, and that table (null: no table yet).</summary>
-    private Allocation LookupLocked(long offset, long length, out L2Table? table)
+    private Allocation LookupLocked(long offset, long length, out CachedTable? table)
     {
         long segment = Math.Min(length, _geo.BytesToTableEnd(offset));
         table = TableLocked(_geo.L1Index(offset));
         return table is null ? new Allocation(AllocationState.Unallocated, segment) : RunLocked(table, offset, segment);
     }
 
-    private L2Table? TableLocked(int l1Index)
+    private CachedTable? TableLocked(int l1Index)
     {
         ulong entry = _l1[l1Index];
         if (entry == 0)
@@ -334,72 +351,21 @@ internal sealed class ClusterMapper
                 $"L1 entry {l1Index} (virtual offset {(long)l1Index * _geo.L2Span}) points to an L2 table at {entry} that {problem}");
         }
 
-        while (true)
-        {
-            L2Table? t = _cache.Find((long)entry);
-            if (t is null)
-            {
-                _stats.CacheMisses++;
-                return LoadLocked((long)entry, l1Index);
-            }
-
-            if (!t.Loading)
-            {
-                _stats.CacheHits++;
-                return t;
-            }
-
-            WaitLocked();
-        }
+        return _cache.GetLocked((long)entry, t => _guard.RegisterTable(t.HostOffset, l1Index, t.Entries));
     }
 
-    /// <summary>Reads a table from disk with the lock released; others asking for it wait.</summary>
-    private L2Table LoadLocked(long hostOffset, int l1Index)
-    {
-        var t = new L2Table(hostOffset, _geo.TableEntries, isNew: false);
-        _cache.Insert(t);
-        Exception? failure = null;
-        Monitor.Exit(_lock);
-        try
-        {
-            TableIO.Read(_file, hostOffset, t.Entries);
-        }
-        catch (Exception e)
-        {
-            failure = e;
-        }
-        finally
-        {
-            Monitor.Enter(_lock);
-        }
-
-        t.Loading = false;
-        if (failure is not null)
-        {
-            _cache.Remove(t);
-        }
-        else
-        {
-            _guard.RegisterTable(hostOffset, l1Index, t.Entries);
-        }
-
-        WakeLocked();
-        return failure is null ? t : throw new IOException($"{_path}: cannot read L2 table at {hostOffset}: {failure.Message}", failure);
-    }
-
-    private L2Table CreateTableLocked(int l1Index)
+    private CachedTable CreateTableLocked(int l1Index)
     {
         long host = _allocator.Allocate(_geo.TableBytes >> _geo.ClusterBits);
-        var t = new L2Table(host, _geo.TableEntries, isNew: true);
+        CachedTable t = _cache.AddNewLocked(host);
         _guard.AddNewTable(host);
-        _cache.Insert(t);
         _l1[l1Index] = (ulong)host;
         _l1Dirty.Mark(l1Index, l1Index);
         TableCount++;
         return t;
     }
 
-    private Allocation RunLocked(L2Table table, long offset, long segment)
+    private Allocation RunLocked(CachedTable table, long offset, long segment)
     {
         ulong[] e = table.Entries;
         int i = _geo.L2Index(offset);
@@ -445,54 +411,9 @@ internal sealed class ClusterMapper
     private bool IsValidTableOffset(ulong offset) =>
         IsValidDataOffset(offset) && offset + (ulong)_geo.TableBytes - (ulong)_geo.ClusterSize < (ulong)_allocator.ValidLimit;
 
-    private bool AnyInFlightLocked(long first, long count)
-    {
-        if (_inFlight.Count == 0)
-        {
-            return false;
-        }
-
-        for (long c = first; c < first + count; c++)
-        {
-            if (_inFlight.Contains(c))
-            {
-                return true;
-            }
-        }
-
-        return false;
-    }
-
     private void ReleaseLocked(in WritePlan plan)
     {
-        for (long c = plan.FirstCluster; c < plan.FirstCluster + plan.Clusters; c++)
-        {
-            _inFlight.Remove(c);
-        }
-
-        plan.Table!.Pins--;
-        _allocationsInFlight--;
-        WakeLocked();
-    }
-
-    private void WaitLocked()
-    {
-        _waiters++;
-        try
-        {
-            Monitor.Wait(_lock);
-        }
-        finally
-        {
-            _waiters--;
-        }
-    }
-
-    private void WakeLocked()
-    {
-        if (_waiters > 0)
-        {
-            Monitor.PulseAll(_lock);
-        }
+        ((CachedTable)plan.Token!).Pins--;
+        _inFlight.Remove(plan.FirstCluster, plan.Clusters);
     }
 }

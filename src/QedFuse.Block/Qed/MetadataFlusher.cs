@@ -1,10 +1,13 @@
+using QedFuse.Block.Metadata;
+
 namespace QedFuse.Block.Qed;
 
 /// <summary>
 /// Writes dirty metadata back in the order that keeps the image consistent after a crash at
 /// any point: need-check on disk; data durable (the allocator has already grown the file);
-/// L2 tables (new ones whole); durable; then the L1 entries that point to new tables; the
-/// file trimmed to the last allocated cluster; durable. Flush passes never overlap.
+/// L2 tables (new ones whole); durable; then the L1 entries that point to new tables;
+/// durable (Metadata/StagedWriteBack); the file trimmed to the last allocated cluster.
+/// Flush passes never overlap.
 /// </summary>
 internal sealed class MetadataFlusher
 {
@@ -27,9 +30,10 @@ internal sealed class MetadataFlusher
     {
         lock (_gate)
         {
-            MetadataSnapshot snap = _mapper.TakeSnapshot();
-            if (snap.IsEmpty)
+            FlushPass pass = _mapper.TakeFlushPass();
+            if (pass.Writes.IsEmpty)
             {
+                pass.Complete(true);
                 _mapper.TrimFile();
                 _file.Sync();
                 return;
@@ -40,26 +44,16 @@ internal sealed class MetadataFlusher
             try
             {
                 _needCheck.Set();
-                _file.Sync();
-                foreach (var piece in snap.L2)
-                {
-                    _file.Write(piece.HostOffset, piece.Bytes, piece.WasNew ? IoEvent.L2Alloc : IoEvent.L2Update);
-                }
+                pass.Writes.Run(_file);
 
-                if (snap.L1 is { } l1)
-                {
-                    _file.Sync();
-                    _file.Write(l1.HostOffset, l1.Bytes, IoEvent.L1Update);
-                }
-
-                // The allocator's grow-ahead tail would read as leaked clusters: give it back.
+                // The allocator's grow-ahead tail would read as leaked clusters: give it back
+                // (need-check is set, so a crash before this is durable is repaired).
                 _mapper.TrimFile();
-                _file.Sync();
                 written = true;
             }
             finally
             {
-                _mapper.CompleteSnapshot(snap, written);
+                pass.Complete(written);
                 _stats.FlushPasses++;
                 _stats.FlushTimeNs += (long)System.Diagnostics.Stopwatch.GetElapsedTime(start).TotalNanoseconds;
             }

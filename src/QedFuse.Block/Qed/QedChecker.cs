@@ -1,3 +1,5 @@
+using QedFuse.Block.Metadata;
+
 namespace QedFuse.Block.Qed;
 
 /// <summary>
@@ -78,13 +80,13 @@ internal sealed class QedChecker
 
             if (CheckL2Table(i, (long)entry, l2, fixCorruptions))
             {
-                TryWrite((long)entry, TableIO.Encode(l2, 0, l2.Length), $"L2 table {i}", IoEvent.L2Update);
+                TryWrite((long)entry, TableCodec.LittleEndian.Encode(l2, 0, l2.Length), $"L2 table {i}", IoEvent.L2Update);
             }
         }
 
         if (l1Changed)
         {
-            TryWrite(l1Offset, TableIO.Encode(l1, 0, l1.Length), "L1 table", IoEvent.L1Update);
+            TryWrite(l1Offset, TableCodec.LittleEndian.Encode(l1, 0, l1.Length), "L1 table", IoEvent.L1Update);
         }
 
         long headerClusters = _geo.HeaderBytes / _geo.ClusterSize;
@@ -132,7 +134,7 @@ internal sealed class QedChecker
     {
         try
         {
-            TableIO.Read(_file, offset, l2);
+            TableCodec.LittleEndian.Read(_file, offset, l2);
         }
         catch (IOException e)
         {

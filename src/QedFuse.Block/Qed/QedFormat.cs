@@ -1,3 +1,5 @@
+using QedFuse.Block.Metadata;
+
 namespace QedFuse.Block.Qed;
 
 /// <summary>The QED driver: probe by magic, open with validation, repair and backing chain; create.</summary>
@@ -17,10 +19,7 @@ public sealed class QedFormat : IImageFormat
 
     public IBlockImage Open(string path, ImageOpenOptions options, ImageOpener opener)
     {
-        var role = options.ReadOnly
-            ? (options.ForceShare ? ImageLock.Role.SharedReader : ImageLock.Role.Reader)
-            : ImageLock.Role.Writer;
-        HostFile file = HostFile.Open(path, !options.ReadOnly, role, options.HostFileHook, options.Log);
+        HostFile file = HostFile.Open(path, options);
         IBlockImage? backing = null;
         try
         {
@@ -60,7 +59,7 @@ public sealed class QedFormat : IImageFormat
         QedHeader header = QedHeader.Parse(head[..(int)Math.Min(length, QedHeader.Size)], path, length);
         string? backingName = ReadBackingName(file, header, path);
         var l1 = new ulong[new QedGeometry(header).TableEntries];
-        TableIO.Read(file, (long)header.L1TableOffset, l1);
+        TableCodec.LittleEndian.Read(file, (long)header.L1TableOffset, l1);
         return (header, backingName, l1);
     }
 

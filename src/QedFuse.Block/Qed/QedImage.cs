@@ -1,5 +1,8 @@
 using System.Buffers;
+using QedFuse.Block.Clusters;
 using QedFuse.Block.Native;
+
+using QedFuse.Block.Metadata;
 
 namespace QedFuse.Block.Qed;
 
@@ -11,14 +14,12 @@ namespace QedFuse.Block.Qed;
 /// </summary>
 internal sealed class QedImage : IBlockImage
 {
-    private const int CopyChunk = 1 << 20;
-
     private readonly HostFile _file;
     private readonly int _cacheTables;
     private readonly ImageOpenOptions _options;
     private readonly MetadataStatistics _stats = new();
     private readonly object _reloadGate = new();
-    private readonly List<IBlockImage> _retiredBackings = [];
+    private readonly ReloadableBacking _backing;
 
     // Replaced together by Reload (read-only images only); readers take a local copy of
     // _mapper and Backing, so one request walks one generation of the metadata.
@@ -37,7 +38,7 @@ internal sealed class QedImage : IBlockImage
         _geo = new QedGeometry(needCheck.Header);
         _needCheck = needCheck;
         _backingName = backingName;
-        Backing = backing;
+        _backing = new ReloadableBacking(backing);
         _mapper = NewMapper(l1);
         _flusher = new MetadataFlusher(file, _mapper, _needCheck, _stats);
     }
@@ -50,7 +51,7 @@ internal sealed class QedImage : IBlockImage
 
     public bool IsReadOnly => !_file.Writable;
 
-    public IBlockImage? Backing { get; private set; }
+    public IBlockImage? Backing => _backing.Current;
 
     public MetadataCounters Counters => _stats.Snapshot(_mapper.DirtyBytes);
 
@@ -60,51 +61,17 @@ internal sealed class QedImage : IBlockImage
     public void Read(long offset, Span<byte> buffer)
     {
         RequestBounds.CheckRead(this, offset, buffer.Length);
+        // One request walks one generation of the metadata (Reload replaces both together).
         ClusterMapper mapper = _mapper;
         IBlockImage? backing = Backing;
-        while (!buffer.IsEmpty)
-        {
-            Allocation run = mapper.Map(offset, buffer.Length);
-            Span<byte> part = buffer[..(int)run.Length];
-            switch (run.State)
-            {
-                case AllocationState.Data:
-                    _file.ReadExactly(run.HostOffset, part);
-                    break;
-                case AllocationState.Zero:
-                    part.Clear();
-                    break;
-                default:
-                    BackingChain.Read(backing, offset, part);
-                    break;
-            }
-
-            offset += Advance(run.Length, buffer.Length, offset);
-            buffer = buffer[(int)run.Length..];
-        }
+        ClusterReader.Read(mapper, _file, backing, _geo.ClusterSize, offset, buffer);
     }
 
     public void Write(long offset, ReadOnlySpan<byte> data)
     {
         RequestBounds.CheckWrite(this, offset, data.Length);
         _file.ThrowIfFailed();
-        while (!data.IsEmpty)
-        {
-            WritePlan plan = _mapper.PlanWrite(offset, data.Length);
-            ReadOnlySpan<byte> part = data[..(int)plan.Length];
-            if (plan.Allocating)
-            {
-                WriteAllocating(plan, part);
-            }
-            else
-            {
-                _file.Write(plan.HostOffset, part, IoEvent.DataWrite);
-            }
-
-            offset += Advance(plan.Length, data.Length, offset);
-            data = data[(int)plan.Length..];
-        }
-
+        ClusterWriter.Write(_mapper, _file, Backing, _geo.ClusterBits, offset, data);
         FlushIfCacheFull();
     }
 
@@ -175,7 +142,7 @@ internal sealed class QedImage : IBlockImage
         }
 
         var l1 = new ulong[_geo.TableEntries];
-        TableIO.Read(_file, (long)_needCheck.Header.L1TableOffset, l1);
+        TableCodec.LittleEndian.Read(_file, (long)_needCheck.Header.L1TableOffset, l1);
         CheckResult result = new QedChecker(_file, _needCheck, _geo).Run(l1, repair, progress);
         _needCheck.KnownCorrupt = result.Corruptions > 0 || result.CheckErrors > 0;
         ReloadTables(l1);
@@ -266,7 +233,7 @@ internal sealed class QedImage : IBlockImage
         _flusher.Flush();
         _needCheck.Set();
         long l1Offset = (long)_needCheck.Header.L1TableOffset;
-        byte[] zeros = new byte[Math.Min(_geo.TableBytes, CopyChunk)];
+        byte[] zeros = new byte[Math.Min(_geo.TableBytes, 1 << 20)];
         for (long done = 0; done < _geo.TableBytes; done += zeros.Length)
         {
             _file.Write(l1Offset + done, zeros.AsSpan(0, (int)Math.Min(zeros.Length, _geo.TableBytes - done)), IoEvent.L1Update);
@@ -296,33 +263,15 @@ internal sealed class QedImage : IBlockImage
         lock (_reloadGate)
         {
             var (header, backingName, l1) = QedFormat.ReadMetadata(_file, Path);
-            IBlockImage? backing = Backing;
             bool sameBacking = backingName == _backingName && header.BackingIsRaw == _needCheck.Header.BackingIsRaw;
-            if (sameBacking)
-            {
-                backing?.Reload();
-            }
-            else
-            {
-                backing = backingName is null
-                    ? null
-                    : new ImageOpener().OpenBacking(Path, backingName, header.BackingIsRaw ? "raw" : null, _options);
-            }
+            IBlockImage? backing = _backing.Prepare(Path, sameBacking, backingName, header.BackingIsRaw ? "raw" : null, _options);
 
             // Geometry first (VirtualSize), then the tables that agree with it.
             var needCheck = new NeedCheckFlag(_file, header);
             _geo = new QedGeometry(header);
             _needCheck = needCheck;
             _backingName = backingName;
-            if (!sameBacking)
-            {
-                if (Backing is not null)
-                {
-                    _retiredBackings.Add(Backing);
-                }
-
-                Backing = backing;
-            }
+            _backing.Commit(backing);
 
             ReloadTables(l1);
         }
@@ -346,8 +295,7 @@ internal sealed class QedImage : IBlockImage
         finally
         {
             _file.Dispose();
-            Backing?.Dispose();
-            _retiredBackings.ForEach(b => b.Dispose());
+            _backing.Dispose();
         }
     }
 
@@ -370,59 +318,6 @@ internal sealed class QedImage : IBlockImage
 
     private ClusterMapper NewMapper(ulong[] l1) =>
         new(_file, _geo, l1, (long)_needCheck.Header.L1TableOffset, _cacheTables, _needCheck, _stats);
-
-    private void WriteAllocating(in WritePlan plan, ReadOnlySpan<byte> data)
-    {
-        try
-        {
-            long clusterStart = plan.FirstCluster << _geo.ClusterBits;
-            long head = plan.Offset - clusterStart;
-            long tail = clusterStart + ((long)plan.Clusters << _geo.ClusterBits) - (plan.Offset + plan.Length);
-
-            // Fresh clusters read as zeros (ClusterAllocator), so zero fill needs no I/O. Only an
-            // unallocated cluster over a backing file copies its untouched bytes; a zero cluster
-            // stays zeros (QEMU 7.2 wrongly copies from the backing file there).
-            if (plan.PriorState == AllocationState.Unallocated && Backing is not null)
-            {
-                CopyFromBacking(clusterStart, head, plan.HostOffset);
-                CopyFromBacking(plan.Offset + plan.Length, tail, plan.HostOffset + head + plan.Length);
-            }
-
-            _file.Write(plan.HostOffset + head, data, IoEvent.DataWrite);
-        }
-        catch
-        {
-            _mapper.Abort(plan);
-            throw;
-        }
-
-        _mapper.Commit(plan);
-    }
-
-    private void CopyFromBacking(long virtualOffset, long length, long hostOffset)
-    {
-        if (length == 0)
-        {
-            return;
-        }
-
-        _file.Announce(IoEvent.CowRead);
-        byte[] buf = ArrayPool<byte>.Shared.Rent((int)Math.Min(length, CopyChunk));
-        try
-        {
-            for (long done = 0; done < length;)
-            {
-                Span<byte> part = buf.AsSpan(0, (int)Math.Min(buf.Length, length - done));
-                BackingChain.Read(Backing, virtualOffset + done, part);
-                _file.Write(hostOffset + done, part, IoEvent.DataWrite);
-                done += part.Length;
-            }
-        }
-        finally
-        {
-            ArrayPool<byte>.Shared.Return(buf);
-        }
-    }
 
     /// <summary>Whole clusters: data clusters are zeroed in place on the host; unallocated ones over a backing file become zero clusters.</summary>
     private long ZeroWholeClusters(long offset, long length, bool unmap)

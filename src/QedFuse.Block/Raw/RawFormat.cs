@@ -9,10 +9,7 @@ public sealed class RawFormat : IImageFormat
 
     public IBlockImage Open(string path, ImageOpenOptions options, ImageOpener opener)
     {
-        var role = options.ReadOnly
-            ? (options.ForceShare ? ImageLock.Role.SharedReader : ImageLock.Role.Reader)
-            : ImageLock.Role.Writer;
-        return new RawImage(HostFile.Open(path, !options.ReadOnly, role, options.HostFileHook, options.Log));
+        return new RawImage(HostFile.Open(path, options));
     }
 
     public void Create(string path, ImageCreateOptions options, ImageOpener opener)

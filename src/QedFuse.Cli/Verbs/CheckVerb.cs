@@ -95,6 +95,8 @@ internal static class CheckVerb
         Nonzero("leaks-fixed", r.LeaksFixed);
         Nonzero("total-clusters", r.TotalClusters);
         Nonzero("allocated-clusters", r.AllocatedClusters);
+        Nonzero("fragmented-clusters", r.FragmentedClusters ?? 0);
+        Nonzero("compressed-clusters", r.CompressedClusters ?? 0);
         w.WriteEndObject();
     });
 
@@ -132,7 +134,10 @@ internal static class CheckVerb
 
         if (r.TotalClusters > 0 && r.AllocatedClusters > 0)
         {
-            Console.WriteLine($"{r.AllocatedClusters}/{r.TotalClusters} = {100.0 * r.AllocatedClusters / r.TotalClusters:0.00}% allocated clusters");
+            string allocated = $"{r.AllocatedClusters}/{r.TotalClusters} = {100.0 * r.AllocatedClusters / r.TotalClusters:0.00}% allocated";
+            Console.WriteLine(r.FragmentedClusters is { } fragmented && r.CompressedClusters is { } compressed
+                ? $"{allocated}, {100.0 * fragmented / r.AllocatedClusters:0.00}% fragmented, {100.0 * compressed / r.AllocatedClusters:0.00}% compressed clusters"
+                : $"{allocated} clusters");
         }
 
         if (r.ImageEndOffset > 0)

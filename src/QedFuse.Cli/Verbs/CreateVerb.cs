@@ -5,22 +5,23 @@ using QedFuse.Cli.Help;
 namespace QedFuse.Cli.Verbs;
 
 [Verb("create", HelpText = "Create a new, empty disk image (like qemu-img create), or an overlay that reads through to a backing file.")]
-[UsageLine("qedfuse create [-f qed|raw] [-b BACKING [-F BACKING_FMT]] [-o OPTIONS] IMAGE [SIZE]")]
+[UsageLine("qedfuse create [-f qed|qcow2|raw] [-b BACKING [-F BACKING_FMT]] [-o OPTIONS] IMAGE [SIZE]")]
 [Example("qedfuse create disk.qed 20G", "A 20 GiB QED image")]
 [Example("qedfuse create -b base.qed overlay.qed", "An overlay of the same size as base.qed: writes go to overlay.qed, the rest reads from base.qed")]
 [Example("qedfuse create -o cluster_size=1M disk.qed 2T", "A large image with 1 MiB clusters (fewer, larger tables)")]
+[Example("qedfuse create -f qcow2 -o cluster_size=1M disk.qcow2 20G", "A 20 GiB qcow2 image with 1 MiB clusters")]
 internal sealed class CreateOptions
 {
-    [Option('f', "format", Default = "qed", HelpText = "Image format: qed or raw.")]
+    [Option('f', "format", Default = "qed", HelpText = "Image format: qed, qcow2 or raw.")]
     public string Format { get; set; } = null!;
 
     [Option('b', "backing", HelpText = "Backing file: unallocated clusters read from it. A relative name is relative to IMAGE's directory.")]
     public string? Backing { get; set; }
 
-    [Option('F', "backing-format", HelpText = "Format of the backing file (qed or raw); probed when omitted.")]
+    [Option('F', "backing-format", HelpText = "Format of the backing file (qed, qcow2 or raw); probed when omitted.")]
     public string? BackingFormat { get; set; }
 
-    [Option('o', "options", HelpText = "Format options, comma-separated: cluster_size=SIZE (power of two, 4K..64M, default 64K), table_size=N (clusters per table, power of two 1..16, default 4).")]
+    [Option('o', "options", HelpText = "Format options, comma-separated. qed: cluster_size=SIZE (power of two, 4K..64M, default 64K), table_size=N (clusters per table, power of two 1..16, default 4). qcow2: cluster_size=SIZE (power of two, 512..2M, default 64K), compat=0.10|1.1 (default 1.1), lazy_refcounts=on|off, refcount_bits=1|2|4|8|16|32|64 (default 16), compression_type=zlib|zstd, preallocation=off|metadata|falloc|full.")]
     public string? FormatOptions { get; set; }
 
     [Option("force", HelpText = "Replace IMAGE if it already exists.")]

@@ -74,6 +74,30 @@ internal static class InfoVerb
     private static void WriteJson(Utf8JsonWriter w, ImageInfo i)
     {
         w.WriteStartObject();
+        if (i.Snapshots.Count > 0)
+        {
+            w.WriteStartArray("snapshots");
+            foreach (SnapshotInfo s in i.Snapshots)
+            {
+                w.WriteStartObject();
+                if (s.Icount is { } icount)
+                {
+                    w.WriteNumber("icount", icount);
+                }
+
+                w.WriteNumber("vm-clock-nsec", s.VmClockNanoseconds % 1_000_000_000);
+                w.WriteString("name", s.Name);
+                w.WriteNumber("date-sec", s.DateSeconds);
+                w.WriteNumber("date-nsec", s.DateNanoseconds);
+                w.WriteNumber("vm-clock-sec", s.VmClockNanoseconds / 1_000_000_000);
+                w.WriteString("id", s.Id);
+                w.WriteNumber("vm-state-size", s.VmStateSize);
+                w.WriteEndObject();
+            }
+
+            w.WriteEndArray();
+        }
+
         w.WriteNumber("virtual-size", i.VirtualSize);
         w.WriteString("filename", i.Filename);
         if (i.ClusterSize is { } cs)
@@ -83,6 +107,34 @@ internal static class InfoVerb
 
         w.WriteString("format", i.Format);
         w.WriteNumber("actual-size", i.ActualSize);
+        if (i.FormatSpecific is { } fs)
+        {
+            w.WriteStartObject("format-specific");
+            w.WriteString("type", fs.Type);
+            w.WriteStartObject("data");
+            foreach (var (key, value) in fs.Data)
+            {
+                switch (value)
+                {
+                    case bool b:
+                        w.WriteBoolean(key, b);
+                        break;
+                    case int n:
+                        w.WriteNumber(key, n);
+                        break;
+                    case long n:
+                        w.WriteNumber(key, n);
+                        break;
+                    default:
+                        w.WriteString(key, value.ToString());
+                        break;
+                }
+            }
+
+            w.WriteEndObject();
+            w.WriteEndObject();
+        }
+
         if (i.BackingFilename is not null)
         {
             w.WriteString("backing-filename", i.BackingFilename);
@@ -118,6 +170,30 @@ internal static class InfoVerb
         if (i.BackingFilenameFormat is { } f)
         {
             s.Append($"backing file format: {f}\n");
+        }
+
+        if (i.Snapshots.Count > 0)
+        {
+            s.Append("Snapshot list:\n");
+            s.Append($"{"ID",-9} {"TAG",-17} {"VM SIZE",7} {"DATE",19} {"VM CLOCK",12} {"ICOUNT",10}\n");
+            foreach (SnapshotInfo sn in i.Snapshots)
+            {
+                string date = DateTimeOffset.FromUnixTimeSeconds(sn.DateSeconds).ToLocalTime().ToString("yyyy-MM-dd HH:mm:ss", System.Globalization.CultureInfo.InvariantCulture);
+                ulong ms = sn.VmClockNanoseconds / 1_000_000;
+                string clock = $"{ms / 3_600_000:00}:{ms / 60_000 % 60:00}:{ms / 1000 % 60:00}.{ms % 1000:000}";
+                string size = ByteSize.Format((long)Math.Min(sn.VmStateSize, long.MaxValue));
+                s.Append($"{sn.Id,-9} {sn.Name,-17} {size,7} {date,19} {clock,12} {(sn.Icount is { } ic ? ic.ToString() : ""),10}\n");
+            }
+        }
+
+        if (i.FormatSpecific is { } fs)
+        {
+            s.Append("Format specific information:\n");
+            foreach (var (key, value) in fs.Data)
+            {
+                string text = value is bool flag ? (flag ? "true" : "false") : value.ToString() ?? "";
+                s.Append($"    {key.Replace('-', ' ')}: {text}\n");
+            }
         }
 
         if (i.DirtyFlag)

@@ -41,7 +41,7 @@ internal static class MapVerb
                     w.WriteBoolean("present", r.Present);
                     w.WriteBoolean("zero", r.Zero);
                     w.WriteBoolean("data", r.Data);
-                    if (r.Data)
+                    if (r.Data && r.HostOffset >= 0)
                     {
                         w.WriteNumber("offset", r.HostOffset);
                     }
@@ -54,8 +54,16 @@ internal static class MapVerb
             return 0;
         }
 
+        var data = ranges.Where(r => r.Data).ToList();
+        if (data.Any(r => r.HostOffset < 0))
+        {
+            // As qemu-img: the human listing maps to host offsets, which compressed clusters do not have.
+            Console.Error.WriteLine($"qedfuse: {o.Image}: contains compressed clusters, which have no host offset to show; use --output=json");
+            return 1;
+        }
+
         Console.WriteLine($"{"Offset",-16}{"Length",-16}{"Mapped to",-16}File");
-        foreach (MapRange r in ranges.Where(r => r.Data))
+        foreach (MapRange r in data)
         {
             Console.WriteLine($"{Hex(r.Start),-16}{Hex(r.Length),-16}{Hex(r.HostOffset),-16}{r.File}");
         }

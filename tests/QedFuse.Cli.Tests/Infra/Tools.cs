@@ -92,9 +92,11 @@ public static class Qemu
     public static RunResult Check(string image) => ImgRaw("check", image);
 
     /// <summary>The data ranges (start, length) qemu-img map reports for the whole chain.</summary>
-    public static List<(long Start, long Length)> DataRanges(string image)
+    public static List<(long Start, long Length)> DataRanges(string image) => DataRangesOf(Img("map", "-U", "--output=json", image).Stdout);
+
+    /// <summary>The data ranges of a map --output=json listing (qemu-img's or ours), adjacent ones merged.</summary>
+    public static List<(long Start, long Length)> DataRangesOf(string json)
     {
-        string json = Img("map", "-U", "--output=json", image).Stdout;
         var list = new List<(long, long)>();
         foreach (JsonElement e in JsonDocument.Parse(json).RootElement.EnumerateArray())
         {

@@ -21,7 +21,9 @@ public sealed class FaultInjectionTortureTests(ITestOutputHelper output)
         (65536, 4, 64L << 20),
     ];
 
-    private static readonly IoEvent[] Events = Enum.GetValues<IoEvent>();
+    /// <summary>The events a QED image has (qcow2's refcount structures are not among them).</summary>
+    private static readonly IoEvent[] Events = Enum.GetValues<IoEvent>()
+        .Where(e => e is not (IoEvent.RefblockAlloc or IoEvent.RefblockUpdate or IoEvent.ReftableUpdate or IoEvent.ReftableGrow)).ToArray();
 
     [Fact]
     public void FaultsAndPowerLossNeverCorruptOrLoseFsyncedData()

@@ -1,11 +1,9 @@
-namespace QedFuse.Block.Qed;
+namespace QedFuse.Block.Metadata;
 
-/// <summary>
-/// One L2 table held in memory. All fields are guarded by the image's metadata lock.
-/// </summary>
-internal sealed class L2Table
+/// <summary>One metadata table held in memory (an L2 table, a refcount block). Guarded by the image's <see cref="MetadataGate"/>.</summary>
+internal sealed class CachedTable
 {
-    public L2Table(long hostOffset, int entries, bool isNew)
+    public CachedTable(long hostOffset, int entries, bool isNew)
     {
         HostOffset = hostOffset;
         Entries = new ulong[entries];
@@ -17,16 +15,17 @@ internal sealed class L2Table
 
     public ulong[] Entries { get; }
 
-    /// <summary>Never written to disk: it must go out whole, and before the L1 entry that points to it.</summary>
+    /// <summary>Never written to disk: it must go out whole, and before anything that points to it.</summary>
     public bool IsNew { get; set; }
 
     /// <summary>Being read from disk; other users wait for it.</summary>
     public bool Loading { get; set; }
 
-    public DirtyRange Dirty;
-
     /// <summary>Requests (and flush passes) using the table; a pinned table is never evicted.</summary>
     public int Pins { get; set; }
+
+    /// <summary>Entries changed in memory since they were last written.</summary>
+    public DirtyRange Dirty;
 
     public bool IsDirty => IsNew || !Dirty.IsEmpty;
 

@@ -1,4 +1,4 @@
-namespace QedFuse.Block.Qed;
+namespace QedFuse.Block.Metadata;
 
 /// <summary>The span of table entries changed in memory since they were last written.</summary>
 /// <remarks>
