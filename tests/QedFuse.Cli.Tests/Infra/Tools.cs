@@ -213,8 +213,17 @@ public static partial class LibC
     public const int O_RDWR = 2;
     public const int O_DIRECT = 0x4000;
 
+    public const int O_CLOEXEC = 0x80000;
+
+    /// <summary>
+    /// open(2), always close-on-exec: a daemon that a test starts must not inherit another test's
+    /// descriptor of a mounted file, or that mount stays busy (and its flush counts move) after
+    /// its own test has closed it.
+    /// </summary>
+    public static int Open(string path, int flags) => OpenNative(path, flags | O_CLOEXEC);
+
     [LibraryImport("libc", EntryPoint = "open", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
-    public static partial int Open(string path, int flags);
+    private static partial int OpenNative(string path, int flags);
 
     [LibraryImport("libc", EntryPoint = "close", SetLastError = true)]
     public static partial int Close(int fd);

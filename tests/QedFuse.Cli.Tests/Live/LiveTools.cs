@@ -10,12 +10,6 @@ namespace QedFuse.Cli.Tests.Live;
 internal static partial class LiveTools
 {
     /// <summary>
-    /// Every descriptor of a mounted file a test opens: a process another test starts meanwhile
-    /// must not inherit it, or that process (a daemon, say) keeps this test's mount busy.
-    /// </summary>
-    public const int O_CLOEXEC = 0x80000;
-
-    /// <summary>
     /// The stats object of file <paramref name="name"/>, asked of the daemon's control socket from
     /// this process: spawning `qedfuse stats` would fork, and the child's close of an inherited
     /// descriptor of the mounted file is a FUSE flush, which changes what is being measured.
@@ -63,7 +57,7 @@ internal static partial class LiveTools
         var clock = Stopwatch.StartNew();
         var workers = Enumerable.Range(0, threads).Select(t => new Thread(() =>
         {
-            int fd = LibC.OpenOrThrow(file, (write ? LibC.O_RDWR : LibC.O_RDONLY) | LibC.O_DIRECT | LiveTools.O_CLOEXEC);
+            int fd = LibC.OpenOrThrow(file, (write ? LibC.O_RDWR : LibC.O_RDONLY) | LibC.O_DIRECT);
             var mine = new List<(double, int, double)>();
             unsafe
             {

@@ -21,7 +21,7 @@ public sealed class RefreshTests
         using var m = Mounted.Start(t.Dir("mnt"), [t["a.qed"]], ["-o", "ro,force_share"]);
 
         // One descriptor, through the page cache, held across the changes: only refresh can help it.
-        int fd = LibC.OpenOrThrow(m.File(), LibC.O_RDONLY | LiveTools.O_CLOEXEC);
+        int fd = LibC.OpenOrThrow(m.File(), LibC.O_RDONLY);
         try
         {
             Assert.Equal(0x11, ByteAt(fd, 0));

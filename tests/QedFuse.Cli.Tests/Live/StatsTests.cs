@@ -25,7 +25,7 @@ public sealed class StatsTests
         using var t = new TempDir();
         Qemu.CreateQed(t["a.qed"], "256M");
         using var m = Mounted.Start(t.Dir("mnt"), [t["a.qed"]], ["--flush-interval", "0"]);
-        int fd = LibC.OpenOrThrow(m.File(), LibC.O_RDWR | LibC.O_DIRECT | LiveTools.O_CLOEXEC);
+        int fd = LibC.OpenOrThrow(m.File(), LibC.O_RDWR | LibC.O_DIRECT);
         byte* buf = (byte*)NativeMemory.AlignedAlloc(K64, 4096);
         try
         {
@@ -100,7 +100,7 @@ public sealed class StatsTests
         Qemu.CreateQed(t["a.qed"], "8G");
         Qemu.Io(t["a.qed"], "write -P 0x61 0 64k", "write -P 0x62 2G 64k");
         using var m = Mounted.Start(t.Dir("mnt"), [t["a.qed"]], ["-o", "ro", "--cache-size", "256K"]);
-        int fd = LibC.OpenOrThrow(m.File(), LibC.O_RDONLY | LibC.O_DIRECT | LiveTools.O_CLOEXEC);
+        int fd = LibC.OpenOrThrow(m.File(), LibC.O_RDONLY | LibC.O_DIRECT);
         try
         {
             var buf = new byte[4096];

@@ -58,7 +58,7 @@ public sealed class ThrottleTests(Xunit.Abstractions.ITestOutputHelper output)
 
         // 16 KiB/s with a 1 s burst is a 16 KiB budget; one 128 KiB write is admitted whole, at once.
         Assert.Equal(0, Env.Qf("throttle", m.MountPoint, "--bps", "16K", "--burst-seconds", "1").ExitCode);
-        int fd = LibC.OpenOrThrow(m.File(), LibC.O_RDWR | LibC.O_DIRECT | LiveTools.O_CLOEXEC);
+        int fd = LibC.OpenOrThrow(m.File(), LibC.O_RDWR | LibC.O_DIRECT);
         byte* buf = (byte*)NativeMemory.AlignedAlloc(128 << 10, 4096);
         try
         {

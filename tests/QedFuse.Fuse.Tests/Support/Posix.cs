@@ -7,8 +7,13 @@ internal static class Posix
 {
     public const int O_RDONLY = 0, O_DIRECT = 0x4000, SEEK_DATA = 3, SEEK_HOLE = 4;
 
-    [DllImport("libc", SetLastError = true)]
-    public static extern int open([MarshalAs(UnmanagedType.LPUTF8Str)] string path, int flags);
+    private const int O_CLOEXEC = 0x80000;
+
+    /// <summary>open(2), always close-on-exec, so a server another test starts never inherits a descriptor of this test's mount.</summary>
+    public static int open(string path, int flags) => open_native(path, flags | O_CLOEXEC);
+
+    [DllImport("libc", EntryPoint = "open", SetLastError = true)]
+    private static extern int open_native([MarshalAs(UnmanagedType.LPUTF8Str)] string path, int flags);
 
     [DllImport("libc", SetLastError = true)]
     public static extern int close(int fd);
