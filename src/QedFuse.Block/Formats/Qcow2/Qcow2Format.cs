@@ -1,3 +1,5 @@
+using System.Buffers.Binary;
+
 namespace QedFuse.Block.Formats.Qcow2;
 
 /// <summary>The qcow2 driver: probe by magic, open with validation and backing chain; create.</summary>
@@ -7,7 +9,10 @@ public sealed class Qcow2Format : IImageFormat
 
     public string Name => FormatName;
 
-    public bool Probe(ReadOnlySpan<byte> head) => Qcow2Header.HasMagic(head);
+    // Version 1 shares the magic but is the older qcow format, which QEMU probes separately;
+    // leaving it to the foreign-format list names it for what it is.
+    public bool Probe(ReadOnlySpan<byte> head) =>
+        Qcow2Header.HasMagic(head) && head.Length >= 8 && BinaryPrimitives.ReadUInt32BigEndian(head[4..]) >= 2;
 
     public IBlockImage Open(string path, ImageOpenOptions options, ImageOpener opener)
     {
